@@ -1,5 +1,6 @@
 """`RealNVPChain`: the paper's multi-scale flow as one TFP bijector."""
 
+import numpy as np
 import tensorflow as tf
 
 from tfp_realnvp.bijectors.composition import FlowSequence
@@ -58,10 +59,13 @@ class RealNVPChain(FlowSequence):
 
   #### Vector events `(D,)`
 
-  `num_couplings` affine couplings with alternating half masks (first half
-  conditions the second, then the reverse), each followed by an
-  `InvertibleBatchNorm`, s/t from MLPs with `hidden_units`. No logit step: the
-  data are real vectors.
+  `num_couplings` affine couplings, each followed by an
+  `InvertibleBatchNorm`, s/t from MLPs with `hidden_units`. Masks
+  (`vector_masks`): `'half'` alternates the first `D // 2` entries and the
+  rest as the conditioning part (seeds 000 and 003); `'random'` draws a random
+  half of the entries (from `mask_seed`) and alternates it with its
+  complement, as in Fleuret's lecture (seed 002). No logit step: the data are
+  real vectors.
 
   #### Modes and checks
 
@@ -80,6 +84,8 @@ class RealNVPChain(FlowSequence):
     num_res_blocks: B, residual blocks per ResNet.
     num_couplings: couplings of a vector flow.
     hidden_units: hidden widths of a vector flow's MLPs.
+    vector_masks: `'half'` or `'random'` (vector flows, see above).
+    mask_seed: seed of the random masks.
     logit_alpha: `a` of the logit preprocessing (images).
     batch_norm: put an `InvertibleBatchNorm` after every coupling.
     batch_norm_momentum: momentum of their running averages.
@@ -104,6 +110,8 @@ class RealNVPChain(FlowSequence):
                num_res_blocks=8,
                num_couplings=8,
                hidden_units=(128, 128),
+               vector_masks='half',
+               mask_seed=0,
                logit_alpha=0.05,
                batch_norm=True,
                batch_norm_momentum=0.95,
@@ -134,9 +142,11 @@ class RealNVPChain(FlowSequence):
       self._logit = None
       self._scales = []
       steps = []
-      for k in range(num_couplings):
+      masks = _vector_masks(event_shape[0], num_couplings, vector_masks,
+                            mask_seed)
+      for k, mask in enumerate(masks):
         steps.append(MaskedAffineCoupling(
-            event_shape, mask_type='half', parity=k % 2,
+            event_shape, mask_type='custom', mask=mask,
             hidden_units=tuple(hidden_units), network_dtype=network_dtype,
             name=f'coupling_{k}'))
         if batch_norm:
@@ -300,6 +310,26 @@ def _assert_finite(x, name):
   with tf.control_dependencies([tf.debugging.assert_all_finite(
       x, f'{name}: input contains NaN or Inf')]):
     return tf.identity(x)
+
+
+def _vector_masks(size, count, pattern, seed):
+  """Alternating 0/1 masks for a vector flow (1 = conditioning entry)."""
+  if pattern == 'half':
+    first = (np.arange(size) < size // 2).astype(np.float32)
+  elif pattern == 'random':
+    first = np.zeros(size, np.float32)
+    rng = np.random.default_rng(seed)
+    first[rng.permutation(size)[:size // 2]] = 1.
+  else:
+    raise ValueError(f"vector_masks must be 'half' or 'random', got "
+                     f'{pattern!r}.')
+  masks = []
+  for k in range(count):
+    if pattern == 'random' and k % 2 == 0 and k > 0:
+      first = np.zeros(size, np.float32)
+      first[rng.permutation(size)[:size // 2]] = 1.
+    masks.append(first if k % 2 == 0 else 1. - first)
+  return masks
 
 
 def _check_image_shape(event_shape, num_scales):

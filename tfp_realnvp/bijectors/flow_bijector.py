@@ -27,6 +27,12 @@ class FlowBijector(tfb.Bijector):
   the input tensor and the keyword arguments. The network therefore runs once
   per `log_prob` and once per `sample`.
 
+  Each public `forward` or `inverse` call starts with an empty cache: an
+  entry made by an earlier call may predate a variable update (an eager
+  training loop that feeds the same batch tensor every step would otherwise
+  get the old log-det, and no gradient). The log-det calls that follow a
+  `forward`/`inverse` on the same tensor, as in `log_prob`, still find it.
+
   Every subclass follows TFP's direction convention: `forward` maps latent to
   data (sampling) and `inverse` is the paper's `f`, data to latent (density).
   The keyword `training` is accepted by every method; only layers with batch
@@ -45,6 +51,14 @@ class FlowBijector(tfb.Bijector):
     raise NotImplementedError
 
   # -- TFP plumbing -----------------------------------------------------------
+  def forward(self, x, name='forward', **kwargs):
+    self._cache.clear()
+    return super().forward(x, name=name, **kwargs)
+
+  def inverse(self, y, name='inverse', **kwargs):
+    self._cache.clear()
+    return super().inverse(y, name=name, **kwargs)
+
   def _augmented_forward(self, x, **kwargs):
     y, fldj = self._forward_and_log_det(x, **kwargs)
     return y, {'fldj': fldj, 'ildj': -fldj}

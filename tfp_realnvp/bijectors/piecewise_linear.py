@@ -1,64 +1,44 @@
-"""A learned increasing piecewise-linear map of R onto R (a 1-D flow)."""
+"""A learned increasing piecewise-linear bijection of R (Fleuret's 1-D flow)."""
 
 import math
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import cache_util
 
 tfb = tfp.bijectors
 
 __all__ = ['PiecewiseLinear']
 
 
+class _NoCache(cache_util.BijectorCache):
+  """A bijector cache that never reuses a result.
+
+  TFP's default cache keeps `inverse_log_det_jacobian(y)` for as long as the
+  tensor `y` lives. In an eager training loop that feeds the same data tensor
+  at every step, `log_prob` would then reuse the log-det computed with the
+  variables of the first step: stale values, and no gradient for the log-det
+  term. (TFP's own `tfb.Scale(tf.Variable(...))` behaves the same way.) This
+  bijector is cheap to evaluate, so it simply recomputes.
+  """
+
+  def _lookup(self, input, forward_name, inverse_name, **kwargs):  # pylint: disable=redefined-builtin
+    del inverse_name
+    return self._invoke(input, forward_name, kwargs, {})
+
+  def _attributes(self, input, fn_name, **kwargs):  # pylint: disable=redefined-builtin
+    del input, fn_name, kwargs
+    return {}
+
+
 class PiecewiseLinear(tfb.Bijector):
-  """Increasing piecewise-linear map with learned knots, identity-like outside.
+  """Increasing piecewise-linear flow with learned knots, identity outside.
 
   The one-dimensional normalizing flow of Fleuret's lecture 10.3: an
-  increasing piecewise-linear function with parameters `alpha, xi_1..xi_Q`,
-  whose knots are `v = alpha + cumsum(exp(xi))`. It acts elementwise
+  increasing piecewise-linear function with parameters `alpha, xi_1..xi_Q`
+  and knots `v = alpha + cumsum(exp(xi))`. It acts elementwise
   (`forward_min_event_ndims=0`); every element shares the same knots.
-
-  `[range_min, range_max]` is split into `Q = num_bins` equal bins of width
-  `w = (range_max - range_min) / Q` with edges `x_k = range_min + k w`,
-  `k = 0..Q`. The learned variables are the shift `alpha` (a scalar) and the
-  log-widths `xi` (shape `[Q]`); the knots and slopes are
-
-  ```none
-  v_0 = alpha,   v_k = alpha + exp(xi_1) + ... + exp(xi_k)    (k = 1..Q)
-  s_k = (v_k - v_{k-1}) / w = exp(xi_k) / w                   (slope of bin k)
-  ```
-
-  so the knots are strictly increasing whatever the value of `xi`. At
-  initialisation `alpha = range_min` and `xi_k = log w`, hence `v_k = x_k`
-  and the bijector is the identity.
-
-  Forward (bin `k` is the one with `x_{k-1} <= x <= x_k`):
-
-  ```none
-  forward(x) = v_0 + (x - x_0)                    if x < range_min
-             = v_{k-1} + s_k (x - x_{k-1})        if x in bin k
-             = v_Q + (x - x_Q)                    if x > range_max
-  forward_log_det_jacobian(x) = log s_k = xi_k - log w   in bin k,
-                                0                        outside the range.
-  ```
-
-  Outside its range the map continues with slope 1, so it is a continuous,
-  strictly increasing bijection of R onto R. The inverse is exact: the
-  segment of `y` is found among the knots with `tf.searchsorted`,
-
-  ```none
-  inverse(y) = x_0 + (y - v_0)                    if y < v_0
-             = x_{k-1} + (y - v_{k-1}) / s_k      if v_{k-1} <= y <= v_k
-             = x_Q + (y - v_Q)                    if y > v_Q
-  inverse_log_det_jacobian(y) = -log s_k   (0 outside [v_0, v_Q])
-                              = -forward_log_det_jacobian(inverse(y)).
-  ```
-
-  The log-det of a piecewise-linear map is piecewise constant; autodiff of
-  `forward` and `inverse` gives exactly the slope used here (at a knot, the
-  slope of the bin on its right, except at `range_max`, where it is the last
-  bin's).
 
   **Direction.** As everywhere in this package (TFP's convention), `forward`
   maps latent to data: in
@@ -70,10 +50,62 @@ class PiecewiseLinear(tfb.Bijector):
   ```
 
   The seed's `f` (data to latent, trained so that `f(X) ~ N(0, 1)`) is this
-  bijector's `inverse`. The seed code also clamps its input to the range
-  (constant outside it, so not invertible) and uses `Q + 1` log-widths, the
-  first acting as a second shift; here the first knot is `alpha` itself and
-  the map has slope 1 outside its range.
+  bijector's `inverse`. So, as in the seed, the equal bins lie on the *data*
+  side: `[range_min, range_max]` is a range of `x`, split into `Q = num_bins`
+  bins of width `w = (range_max - range_min) / Q` with edges
+  `x_k = range_min + k w`, `k = 0..Q`, and the learned knots are the latent
+  values of those edges. The variables are the shift `alpha` (a scalar) and the
+  log-widths `xi` (shape `[Q]`):
+
+  ```none
+  v_0 = alpha,   v_k = alpha + exp(xi_1) + ... + exp(xi_k)    (k = 1..Q)
+  s_k = (v_k - v_{k-1}) / w = exp(xi_k) / w       (slope of f on bin k)
+  ```
+
+  The knots are strictly increasing whatever `xi` is. At initialisation
+  `alpha = range_min` and `xi_k = log w`, so `v_k = x_k` and the bijector is
+  the identity.
+
+  Inverse, the seed's `f` (bin `k` is the one with `x_{k-1} <= x < x_k`):
+
+  ```none
+  inverse(x) = v_0 + (x - x_0)                    if x < range_min
+             = v_{k-1} + s_k (x - x_{k-1})        if x in bin k
+             = v_Q + (x - x_Q)                    if x > range_max
+  inverse_log_det_jacobian(x) = log s_k = xi_k - log w   in bin k,
+                                0                        outside the range.
+  ```
+
+  Forward, exact: the segment of `z` among the knots is found with
+  `tf.searchsorted`,
+
+  ```none
+  forward(z) = x_0 + (z - v_0)                    if z < v_0
+             = x_{k-1} + (z - v_{k-1}) / s_k      if v_{k-1} <= z < v_k
+             = x_Q + (z - v_Q)                    if z > v_Q
+  forward_log_det_jacobian(z) = -log s_k   (0 outside [v_0, v_Q])
+                              = -inverse_log_det_jacobian(forward(z)).
+  ```
+
+  Outside its range the map continues with slope 1, so it is a continuous,
+  strictly increasing bijection of R onto R. The log-det is piecewise
+  constant; autodiff of `forward` and `inverse` gives exactly the slope used
+  here (at a knot, the slope of the segment on its right; at the right end,
+  the last bin's).
+
+  Putting the fixed bins on the data side matters for training: the bin of
+  each data point, hence `log s_k` in `log_prob`, does not depend on the
+  variables, so the negative log-likelihood is a smooth function of `alpha`
+  and `xi` and its gradient is exact. (With fixed bins on the latent side, a
+  data point would jump between segments as the knots move; autodiff misses
+  those jumps and maximum likelihood stalls.) Unlike the seed, which clamps
+  its input to the range (constant outside, so not invertible) and uses
+  `Q + 1` log-widths whose first is a second shift, the first knot here is
+  `alpha` itself and the map has slope 1 outside its range.
+
+  Results are never cached (TFP caches by input tensor, which would hand back
+  values computed with earlier values of the variables when an eager training
+  loop reuses one data tensor); the map is cheap, so it is recomputed.
 
   With `validate_args=True`, every method checks at run time that its input
   and the variables are finite (`InvalidArgumentError` naming the problem).
@@ -81,7 +113,8 @@ class PiecewiseLinear(tfb.Bijector):
   Args:
     num_bins: `Q`, the number of equal bins of `[range_min, range_max]`, an
       integer >= 1.
-    range_min: left end of the range of `forward`'s input (the latent).
+    range_min: left end of the data range `[range_min, range_max]` (the
+      input of `inverse`, the output of `forward`) where the map is learned.
     range_max: right end, `> range_min`.
     validate_args: check inputs and variables for NaN/Inf at run time.
     name: name of the bijector; its variables are created under this scope.
@@ -127,6 +160,8 @@ class PiecewiseLinear(tfb.Bijector):
        using Real NVP. ICLR 2017. (Context: the coupling flows of this
        package; this bijector is the 1-D warm-up of [1].)
   """
+
+  _cache = _NoCache()
 
   def __init__(self, num_bins, range_min, range_max, validate_args=False,
                name='piecewise_linear'):
@@ -190,14 +225,14 @@ class PiecewiseLinear(tfb.Bijector):
     return self._log_widths
 
   def knots(self):
-    """The knots `v_0..v_Q` (shape `[num_bins + 1]`), strictly increasing."""
+    """The knots `v_0..v_Q = inverse(x_0..x_Q)`, shape `[num_bins + 1]`."""
     alpha = tf.convert_to_tensor(self._alpha)
     widths = tf.exp(tf.convert_to_tensor(self._log_widths))
     return alpha + tf.concat([tf.zeros([1], widths.dtype),
                               tf.cumsum(widths)], axis=0)
 
   def edges(self):
-    """The bin edges `x_0..x_Q` of `[range_min, range_max]` (input side)."""
+    """The bin edges `x_0..x_Q` of `[range_min, range_max]` (data side)."""
     return tf.constant(
         [self._range_min + k * self._bin_width
          for k in range(self._num_bins)] + [self._range_max], tf.float32)
@@ -211,55 +246,57 @@ class PiecewiseLinear(tfb.Bijector):
     return True
 
   # -- the map -----------------------------------------------------------------
-  def _forward_segment(self, x):
-    """Bin index (clipped to [0, Q-1]) of `x`, and masks for outside."""
+  def _data_segment(self, x):
+    """Bin of data `x` among the equal bins (clipped to [0, Q-1]); outside."""
     u = (x - self._range_min) / self._bin_width
     u = tf.where(tf.math.is_finite(u), u, tf.zeros_like(u))
     k = tf.cast(tf.clip_by_value(tf.floor(u), 0., self._num_bins - 1.),
                 tf.int32)
     return k, x < self._range_min, x > self._range_max
 
-  def _inverse_segment(self, y, knots):
-    """Segment index (in [0, Q-1]) of `y` among `knots`, masks for outside."""
-    interior = knots[1:-1]
-    flat = tf.reshape(y, [-1])
-    k = tf.searchsorted(interior, flat, side='right', out_type=tf.int32)
-    k = tf.reshape(tf.clip_by_value(k, 0, self._num_bins - 1), tf.shape(y))
-    return k, y < knots[0], y > knots[-1]
+  def _latent_segment(self, z, knots):
+    """Segment of latent `z` among `knots` (in [0, Q-1]); outside masks."""
+    flat = tf.reshape(z, [-1])
+    k = tf.searchsorted(knots[1:-1], flat, side='right', out_type=tf.int32)
+    k = tf.reshape(tf.clip_by_value(k, 0, self._num_bins - 1), tf.shape(z))
+    return k, z < knots[0], z > knots[-1]
 
-  def _forward(self, x):
-    x = self._maybe_assert_finite(x, 'forward')
+  def _log_slope(self, k):
+    return tf.gather(self._log_widths, k) - self._log_bin_width
+
+  def _forward(self, z):
+    z = self._maybe_assert_finite(z, 'forward')
     knots = self.knots()
-    k, below, above = self._forward_segment(x)
-    slope = tf.exp(tf.gather(self._log_widths, k) - self._log_bin_width)
+    k, below, above = self._latent_segment(z, knots)
+    left_edge = self._range_min + tf.cast(k, z.dtype) * self._bin_width
+    inside = left_edge + (z - tf.gather(knots, k)) * tf.exp(
+        -self._log_slope(k))
+    return tf.where(below, self._range_min + (z - knots[0]),
+                    tf.where(above, self._range_max + (z - knots[-1]),
+                             inside))
+
+  def _inverse(self, x):
+    x = self._maybe_assert_finite(x, 'inverse')
+    knots = self.knots()
+    k, below, above = self._data_segment(x)
     left_edge = self._range_min + tf.cast(k, x.dtype) * self._bin_width
-    inside = tf.gather(knots, k) + slope * (x - left_edge)
+    inside = tf.gather(knots, k) + tf.exp(self._log_slope(k)) * (
+        x - left_edge)
     return tf.where(below, knots[0] + (x - self._range_min),
                     tf.where(above, knots[-1] + (x - self._range_max),
                              inside))
 
-  def _inverse(self, y):
-    y = self._maybe_assert_finite(y, 'inverse')
-    knots = self.knots()
-    k, below, above = self._inverse_segment(y, knots)
-    slope = tf.exp(tf.gather(self._log_widths, k) - self._log_bin_width)
-    left_edge = self._range_min + tf.cast(k, y.dtype) * self._bin_width
-    inside = left_edge + (y - tf.gather(knots, k)) / slope
-    return tf.where(below, self._range_min + (y - knots[0]),
-                    tf.where(above, self._range_max + (y - knots[-1]),
-                             inside))
-
-  def _forward_log_det_jacobian(self, x):
-    x = self._maybe_assert_finite(x, 'forward_log_det_jacobian')
-    k, below, above = self._forward_segment(x)
-    log_slope = tf.gather(self._log_widths, k) - self._log_bin_width
-    return tf.where(below | above, tf.zeros_like(log_slope), log_slope)
-
-  def _inverse_log_det_jacobian(self, y):
-    y = self._maybe_assert_finite(y, 'inverse_log_det_jacobian')
-    k, below, above = self._inverse_segment(y, self.knots())
-    log_slope = tf.gather(self._log_widths, k) - self._log_bin_width
+  def _forward_log_det_jacobian(self, z):
+    z = self._maybe_assert_finite(z, 'forward_log_det_jacobian')
+    k, below, above = self._latent_segment(z, self.knots())
+    log_slope = self._log_slope(k)
     return tf.where(below | above, tf.zeros_like(log_slope), -log_slope)
+
+  def _inverse_log_det_jacobian(self, x):
+    x = self._maybe_assert_finite(x, 'inverse_log_det_jacobian')
+    k, below, above = self._data_segment(x)
+    log_slope = self._log_slope(k)
+    return tf.where(below | above, tf.zeros_like(log_slope), log_slope)
 
   # -- checks ------------------------------------------------------------------
   def _maybe_assert_finite(self, t, method):

@@ -52,12 +52,12 @@ def _spirals(rng, n):
 # name: (sampler, mean, std), the mean and std per coordinate of the sampler's density
 # (estimated once from 10**7 points) used to standardise every sample identically.
 _TOY_2D = {
-    'moons': (_moons, (0.5, 0.25), (0.8730, 0.5055)),
-    'circles': (_circles, (0., 0.), (0.5604, 0.5604)),
+    'moons': (_moons, (0.5, 0.25), (0.8717, 0.5042)),
+    'circles': (_circles, (0., 0.), (0.5612, 0.5612)),
     'blobs': (_blobs, (0., 0.), (1.5000, 1.5000)),
     'checkerboard': (_checkerboard, (0., 0.), (1.1547, 1.1547)),
     '8gaussians': (_eight_gaussians, (0., 0.), (1.4283, 1.4283)),
-    'spirals': (_spirals, (0., 0.), (1.7048, 1.7048)),
+    'spirals': (_spirals, (0., 0.), (1.6000, 1.5473)),
 }
 TOY_2D_NAMES = tuple(_TOY_2D)
 

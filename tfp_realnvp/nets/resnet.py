@@ -6,6 +6,16 @@ from tfp_realnvp.nets.weight_norm import WeightNormConv2D
 
 __all__ = ['resnet_shift_and_log_scale', 'ResidualBlock']
 
+# Keras's default (0.99) lets the inference statistics lag far behind the
+# training batches early in training; 0.9 is PyTorch's default, which the
+# reference reimplementations use.
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def _batch_norm(name, dtype=None):
+  return keras.layers.BatchNormalization(
+      momentum=BATCH_NORM_MOMENTUM, synchronized=True, name=name, dtype=dtype)
+
 
 class ResidualBlock(keras.layers.Layer):
   """Pre-activation residual block: `h + conv(relu(bn(conv(relu(bn(h))))))`.
@@ -18,11 +28,9 @@ class ResidualBlock(keras.layers.Layer):
   def __init__(self, features, **kwargs):
     super().__init__(**kwargs)
     self.features = int(features)
-    self.norm_in = keras.layers.BatchNormalization(synchronized=True,
-                                                   name='bn_in')
+    self.norm_in = _batch_norm('bn_in')
     self.conv_in = WeightNormConv2D(self.features, 3, name='conv_in')
-    self.norm_out = keras.layers.BatchNormalization(synchronized=True,
-                                                    name='bn_out')
+    self.norm_out = _batch_norm('bn_out')
     self.conv_out = WeightNormConv2D(self.features, 3, name='conv_out')
 
   def build(self, input_shape):
@@ -80,8 +88,7 @@ def resnet_shift_and_log_scale(input_shape, output_channels,
   h = WeightNormConv2D(hidden_channels, 3, name='conv_in', dtype=dtype)(inputs)
   for i in range(num_res_blocks):
     h = ResidualBlock(hidden_channels, name=f'block_{i}', dtype=dtype)(h)
-  h = keras.layers.BatchNormalization(synchronized=True, name='bn_out',
-                                      dtype=dtype)(h)
+  h = _batch_norm('bn_out', dtype=dtype)(h)
   h = keras.layers.ReLU(dtype=dtype)(h)
   outputs = WeightNormConv2D(2 * output_channels, 3, zero_init=True,
                              name='conv_out', dtype=dtype)(h)

@@ -1,0 +1,263 @@
+"""RealNVPChain: the TFP idioms, round trips, closed forms, errors, replicas."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from conftest import fresh, perturb
+from tfp_realnvp import RealNVPChain
+from tfp_realnvp.bijectors import InvertibleBatchNorm, MaskedAffineCoupling
+
+tfd = tfp.distributions
+TINY = dict(hidden_channels=4, num_res_blocks=1)
+
+
+def _dist(flow):
+  return tfd.TransformedDistribution(
+      tfd.Sample(tfd.Normal(0., 1.), flow.event_shape), flow)
+
+
+def _pixels(shape, batch=8, seed=0):
+  """Dequantized 8-bit pixels in [0, 1)."""
+  rng = np.random.default_rng(seed)
+  k = rng.integers(0, 256, (batch,) + tuple(shape))
+  return ((k + rng.uniform(size=k.shape)) / 256.).astype(np.float32)
+
+
+def _training_step(dist, optimizer):
+  """The TFP way: a tape over `dist.trainable_variables`, a Keras optimizer."""
+  variables = dist.trainable_variables
+  optimizer.build(variables)
+
+  @tf.function
+  def step(x):
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(dist.log_prob(x, bijector_kwargs={'training':
+                                                                True}))
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return loss
+
+  return step
+
+
+def _train(dist, shape, steps, lr=1e-3, batch=8):
+  step = _training_step(dist, keras.optimizers.Adam(lr))
+  return [float(step(tf.constant(_pixels(shape, batch, seed=i))))
+          for i in range(steps)]
+
+
+def test_sample_and_log_prob_shapes_and_range():
+  flow = RealNVPChain((8, 8, 1), num_scales=2, **TINY)
+  dist = _dist(perturb(flow, scale=0.3))
+  x = dist.sample(5, seed=1)
+  assert x.shape == (5, 8, 8, 1)
+  assert float(tf.reduce_min(x)) >= 0. and float(tf.reduce_max(x)) <= 1.
+  log_prob = dist.log_prob(fresh(x))
+  assert log_prob.shape == (5,)
+  assert np.all(np.isfinite(log_prob.numpy()))
+
+
+def test_log_prob_closed_form_at_initialisation():
+  """Without batch norm, a fresh chain is the logit map: z = logit(p)."""
+  flow = RealNVPChain((4, 4, 2), num_scales=2, batch_norm=False, **TINY)
+  x = _pixels((4, 4, 2), batch=3)
+  p = 0.05 + 0.9 * x.astype(np.float64)
+  z = np.log(p / (1 - p))
+  expected = np.sum(-0.5 * z ** 2 - 0.5 * np.log(2 * np.pi)
+                    + np.log(0.9) - np.log(p) - np.log(1 - p), axis=(1, 2, 3))
+  np.testing.assert_allclose(_dist(flow).log_prob(x).numpy(), expected,
+                             rtol=1e-5)
+
+
+def test_trainable_variables_hold_every_weight():
+  flow = RealNVPChain((8, 8, 1), num_scales=2, hidden_channels=4,
+                      num_res_blocks=2)
+  dist = _dist(flow)
+  couplings, norms = flow.couplings, flow.batch_norms
+  assert len(couplings) == 3 + 3 + 4 and len(norms) == len(couplings)
+  expected = (sum(len(c.network.trainable_weights) + 1 for c in couplings)
+              + 2 * len(norms))
+  assert len(dist.trainable_variables) == expected
+  expected_params = (
+      sum(sum(int(np.prod(w.shape)) for w in c.network.trainable_weights)
+          + int(c.scale.shape[0]) for c in couplings)
+      + sum(2 * int(n.beta.shape[0]) for n in norms))
+  assert sum(int(np.prod(v.shape)) for v in dist.trainable_variables) == (
+      expected_params)
+  # Batch-norm running statistics are variables too (checkpointed), not
+  # trainable.
+  trainable = {id(v) for v in dist.trainable_variables}
+  running = [v for v in flow.variables if id(v) not in trainable]
+  assert any('moving_mean' in v.name for v in running)
+  assert flow.l2_regularized_variables == tuple(c.scale for c in couplings)
+
+
+def test_a_tfp_style_training_loop_lowers_the_loss():
+  flow = RealNVPChain((8, 8, 1), num_scales=2, **TINY)
+  dist = _dist(flow)
+  data = tf.constant(_pixels((8, 8, 1), batch=16, seed=0) * 0.3 + 0.2)
+  step = _training_step(dist, keras.optimizers.Adam(1e-2))
+  losses = [float(step(data)) for _ in range(30)]
+  assert losses[-1] < losses[0] - 20., losses
+
+
+@pytest.mark.parametrize('event_shape,num_scales', [
+    ((28, 28, 1), 2), ((28, 28, 1), 3), ((32, 32, 3), 2)])
+def test_round_trips_after_training(event_shape, num_scales):
+  flow = RealNVPChain(event_shape, num_scales=num_scales, **TINY)
+  dist = _dist(flow)
+  _train(dist, event_shape, steps=3, lr=1e-2, batch=4)
+  x = _pixels(event_shape, batch=4, seed=99)
+  z = flow.inverse(x)
+  assert z.shape == (4,) + event_shape
+  np.testing.assert_allclose(flow.forward(fresh(z)).numpy(), x, atol=1e-4)
+  # The multi-scale part (everything after the logit) on arbitrary latents.
+  core = flow.scales[0]
+  latent = tf.random.stateless_normal((4,) + event_shape, [5, 6])
+  h = core.forward(latent)
+  np.testing.assert_allclose(core.inverse(fresh(h)).numpy(), latent.numpy(),
+                             atol=1e-4)
+  np.testing.assert_allclose(core.forward(fresh(core.inverse(fresh(h)))),
+                             h.numpy(), atol=1e-4)
+
+
+def test_checkpoint_restores_log_prob_and_running_statistics(tmp_path):
+  flow = RealNVPChain((8, 8, 1), num_scales=2, **TINY)
+  dist = _dist(flow)
+  _train(dist, (8, 8, 1), steps=2, lr=1e-2)
+  x = _pixels((8, 8, 1), batch=4, seed=7)
+  saved = dist.log_prob(x).numpy()
+  path = tf.train.Checkpoint(flow=flow).write(str(tmp_path / 'ckpt'))
+
+  other = RealNVPChain((8, 8, 1), num_scales=2, **TINY)
+  assert not np.allclose(_dist(other).log_prob(x).numpy(), saved)
+  tf.train.Checkpoint(flow=other).read(path).assert_consumed()
+  np.testing.assert_allclose(_dist(other).log_prob(x).numpy(), saved,
+                             rtol=1e-6)
+  for a, b in zip(flow.batch_norms, other.batch_norms):
+    np.testing.assert_array_equal(a.moving_variance.numpy(),
+                                  b.moving_variance.numpy())
+
+
+def test_xla_log_prob_and_training_step_agree_with_eager():
+  flow = perturb(RealNVPChain((8, 8, 1), num_scales=2, **TINY), scale=0.05)
+  dist = _dist(flow)
+  x = tf.constant(_pixels((8, 8, 1), batch=4))
+  eager = dist.log_prob(x).numpy()
+  xla = tf.function(lambda t: dist.log_prob(t), jit_compile=True)(x).numpy()
+  np.testing.assert_allclose(xla, eager, rtol=1e-4, atol=1e-2)
+
+  def loss_and_grads(t):
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(dist.log_prob(t, bijector_kwargs={'training':
+                                                                True}))
+    return loss, tape.gradient(loss, dist.trainable_variables)
+
+  state = [v.numpy() for v in flow.variables]
+  loss_e, grads_e = loss_and_grads(x)
+  for v, s in zip(flow.variables, state):
+    v.assign(s)
+  loss_x, grads_x = tf.function(loss_and_grads, jit_compile=True)(x)
+  np.testing.assert_allclose(float(loss_x), float(loss_e), rtol=1e-4)
+  for ge, gx in zip(grads_e, grads_x):
+    np.testing.assert_allclose(gx.numpy(), ge.numpy(), rtol=2e-2, atol=2e-3)
+
+
+def test_two_replicas_give_the_one_device_step():
+  x = _pixels((8, 8, 1), batch=8, seed=3)
+  results = {}
+  for name, strategy in [
+      ('one', tf.distribute.OneDeviceStrategy('/cpu:0')),
+      ('two', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))]:
+    keras.utils.set_random_seed(5)
+    with strategy.scope():
+      flow = perturb(RealNVPChain((8, 8, 1), num_scales=2, **TINY), seed=2,
+                     scale=0.05)
+      dist = _dist(flow)
+      optimizer = keras.optimizers.SGD(0.1)
+      optimizer.build(dist.trainable_variables)
+
+    def replica_step(batch):
+      with tf.GradientTape() as tape:
+        log_prob = dist.log_prob(batch, bijector_kwargs={'training': True})
+        loss = -tf.reduce_sum(log_prob) / 8.   # mean over the global batch
+      variables = dist.trainable_variables
+      optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+      return loss
+
+    @tf.function
+    def step(batch):
+      losses = strategy.run(replica_step, (batch,))
+      return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(x).batch(8))
+    loss = step(next(iter(dataset)))
+    results[name] = (float(loss), [v.numpy() for v in flow.variables])
+
+  assert results['one'][0] == pytest.approx(results['two'][0], rel=1e-5)
+  for a, b in zip(results['one'][1], results['two'][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_construction_errors_say_what_to_change():
+  with pytest.raises(ValueError, match=r'27x28.*divide by 2\*\*\(num_scales'):
+    RealNVPChain((27, 28, 1), num_scales=2)
+  with pytest.raises(ValueError, match=r'Use fewer scales'):
+    RealNVPChain((28, 28, 1), num_scales=4)
+  with pytest.raises(ValueError, match=r'too many scales for 8x8.*num_scales <= 3'):
+    RealNVPChain((8, 8, 1), num_scales=4)
+  with pytest.raises(ValueError, match='PiecewiseLinear'):
+    RealNVPChain((1,))
+  with pytest.raises(ValueError, match=r'\(H, W, C\) for images or \(D,\)'):
+    RealNVPChain((28, 28))
+  with pytest.raises(ValueError, match='num_scales must be >= 1'):
+    RealNVPChain((8, 8, 1), num_scales=0)
+
+
+def test_bad_inputs_get_clear_errors():
+  flow = RealNVPChain((8, 8, 1), num_scales=2, **TINY)
+  with pytest.raises(ValueError, match=r'expected data of shape \(\.\.\., 8, 8, 1\)'):
+    flow.inverse(tf.zeros((2, 8, 8, 3)))
+  with pytest.raises(ValueError, match='got rank 2'):
+    flow.inverse(tf.zeros((8, 8)))
+  with pytest.raises(ValueError, match=r'expected latents of shape'):
+    flow.forward(tf.zeros((2, 4, 4, 4)))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='above 1'):
+    flow.inverse(tf.fill((1, 8, 8, 1), 255.))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='below 0'):
+    flow.inverse(tf.fill((1, 8, 8, 1), -0.5))
+  bad = _pixels((8, 8, 1), batch=1)
+  bad[0, 3, 3, 0] = np.nan
+  with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
+    _dist(flow).log_prob(bad)
+  latent = np.zeros((1, 8, 8, 1), np.float32)
+  latent[0, 0, 0, 0] = np.inf
+  with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
+    flow.forward(latent)
+
+
+def test_vector_chain():
+  flow = RealNVPChain((3,), num_couplings=4, hidden_units=(16,))
+  assert len(flow.couplings) == 4
+  assert all(isinstance(b, InvertibleBatchNorm) for b in flow.batch_norms)
+  assert all(isinstance(c, MaskedAffineCoupling) for c in flow.couplings)
+  dist = _dist(flow)
+  data = tf.random.stateless_normal((256, 3), [1, 2]) * [3., 0.5, 1.] + 2.
+  step = _training_step(dist, keras.optimizers.Adam(1e-2))
+  losses = [float(step(data)) for _ in range(40)]
+  assert losses[-1] < losses[0] - 1., losses
+  x = dist.sample(4, seed=3)
+  np.testing.assert_allclose(flow.forward(fresh(flow.inverse(fresh(x)))), x,
+                             atol=1e-4)
+
+
+def test_summary_lists_the_multiscale_structure():
+  text = RealNVPChain((8, 8, 1), num_scales=2, **TINY).summary()
+  assert '(8, 8, 1) -> (4, 4, 4)' in text
+  assert text.index('scale_0_squeeze') < text.index('scale_0_factor_out')
+  assert text.index('scale_0_factor_out') < text.index('scale_1_checkerboard')
+  assert text.count('mask=checkerboard') == 7
+  assert text.count('mask=channel') == 3
