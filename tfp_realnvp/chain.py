@@ -296,20 +296,13 @@ class RealNVPChain(FlowSequence):
   def _inverse_and_log_det(self, x, training=False):
     self._check_shape(x, 'data')
     if self.validate_args and self._logit is None:
-      x = _assert_finite(x, self.name)
+      x = self._maybe_assert_finite(x)
     return super()._inverse_and_log_det(x, training=training)
 
   def _forward_and_log_det(self, z, training=False):
     self._check_shape(z, 'latents')
-    if self.validate_args:
-      z = _assert_finite(z, self.name)
+    z = self._maybe_assert_finite(z)
     return super()._forward_and_log_det(z, training=training)
-
-
-def _assert_finite(x, name):
-  with tf.control_dependencies([tf.debugging.assert_all_finite(
-      x, f'{name}: input contains NaN or Inf')]):
-    return tf.identity(x)
 
 
 def _vector_masks(size, count, pattern, seed):

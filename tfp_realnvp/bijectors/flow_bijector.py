@@ -104,6 +104,19 @@ class FlowBijector(tfb.Bijector):
     """Variables that the paper's L2 penalty (5e-5) applies to; default none."""
     return ()
 
+  def _maybe_assert_finite(self, x):
+    """With `validate_args`, fails at run time on NaN or Inf in `x`."""
+    if not self.validate_args:
+      return x
+    return assert_finite(x, self.name)
+
+
+def assert_finite(x, name):
+  """`x`, after a run-time check that it holds no NaN or Inf."""
+  with tf.control_dependencies([tf.debugging.assert_all_finite(
+      x, f'{name}: input contains NaN or Inf')]):
+    return tf.identity(x)
+
 
 def reduce_event(values, event_ndims):
   """Sums `values` over its last `event_ndims` axes."""

@@ -166,18 +166,11 @@ class InvertibleBatchNorm(FlowBijector):
     per_channel = self._log_gamma - 0.5 * tf.math.log(variance + self._epsilon)
     return self._positions_per_channel * tf.reduce_sum(per_channel)
 
-  def _check(self, x):
-    if not self.validate_args:
-      return x
-    with tf.control_dependencies([tf.debugging.assert_all_finite(
-        x, f'{self.name}: input contains NaN or Inf')]):
-      return tf.identity(x)
-
   def _batch_shape_of(self, x):
     return tf.shape(x)[:tf.rank(x) - len(self._event_shape_tuple)]
 
   def _inverse_and_log_det(self, x, training=False):
-    x = self._check(x)
+    x = self._maybe_assert_finite(x)
     mean, variance = self._statistics(x, training)
     y = ((x - mean) * tf.math.rsqrt(variance + self._epsilon)
          * tf.exp(self._log_gamma) + self._beta)
@@ -186,7 +179,7 @@ class InvertibleBatchNorm(FlowBijector):
 
   def _forward_and_log_det(self, y, training=False):
     del training  # The sampling direction always uses the running averages.
-    y = self._check(y)
+    y = self._maybe_assert_finite(y)
     mean, variance = self._statistics(y, training=False)
     x = ((y - self._beta) * tf.exp(-self._log_gamma)
          * tf.sqrt(variance + self._epsilon) + mean)

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from tfp_realnvp.bijectors.flow_bijector import assert_finite
 from tfp_realnvp.bijectors.flow_bijector import FlowBijector
 from tfp_realnvp.bijectors.flow_bijector import reduce_event
 
@@ -88,7 +89,7 @@ class LogitTransform(FlowBijector):
   def _forward_and_log_det(self, y, training=False):
     del training
     if self.validate_args:
-      y = _assert_finite(y, self.name)
+      y = assert_finite(y, self.name)
     a = self._alpha
     x = tf.clip_by_value((tf.sigmoid(y) - a) / (1. - 2. * a), 0., 1.)
     fldj = reduce_event(
@@ -97,14 +98,8 @@ class LogitTransform(FlowBijector):
     return x, fldj
 
 
-def _assert_finite(x, name):
-  with tf.control_dependencies([tf.debugging.assert_all_finite(
-      x, f'{name}: input contains NaN or Inf')]):
-    return tf.identity(x)
-
-
 def _assert_pixels(x, name):
-  x = _assert_finite(x, name)
+  x = assert_finite(x, name)
   with tf.control_dependencies([
       tf.debugging.assert_greater_equal(
           x, tf.zeros([], x.dtype),

@@ -252,15 +252,8 @@ class MaskedAffineCoupling(FlowBijector):
   def _event_ndims(self):
     return len(self._event_shape_tuple)
 
-  def _check(self, x):
-    if not self.validate_args:
-      return x
-    with tf.control_dependencies([tf.debugging.assert_all_finite(
-        x, f'{self.name}: input contains NaN or Inf')]):
-      return tf.identity(x)
-
   def _inverse_and_log_det(self, x, training=False):
-    x = self._check(x)
+    x = self._maybe_assert_finite(x)
     if self._mask is None:
       conditioning, transformed = self._split_channels(x)
       s, t = self._log_scale_and_shift(conditioning, training)
@@ -272,7 +265,7 @@ class MaskedAffineCoupling(FlowBijector):
     return y, reduce_event(s, self._event_ndims())
 
   def _forward_and_log_det(self, y, training=False):
-    y = self._check(y)
+    y = self._maybe_assert_finite(y)
     if self._mask is None:
       conditioning, transformed = self._split_channels(y)
       s, t = self._log_scale_and_shift(conditioning, training)
