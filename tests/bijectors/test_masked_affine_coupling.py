@@ -110,6 +110,25 @@ def test_network_runs_once_per_log_prob_and_per_sample(monkeypatch, training):
   assert len(calls) == 2
 
 
+def test_another_threads_call_does_not_evict_this_threads_log_det(
+    monkeypatch):
+  # MirroredStrategy runs each replica in its own thread on one bijector: a
+  # call in one replica must not make another run its network again (its
+  # batch-norm all-reduces would then come in a different order).
+  import threading
+  coupling = perturb(MaskedAffineCoupling((4, 4, 2), 'checkerboard', **SMALL))
+  calls = _count_network_calls(monkeypatch)
+  y = tf.random.normal((3, 4, 4, 2))
+  coupling.inverse(y)
+  other = threading.Thread(
+      target=lambda: coupling.inverse(tf.random.normal((3, 4, 4, 2))))
+  other.start()
+  other.join()
+  assert len(calls) == 2
+  coupling.inverse_log_det_jacobian(y)
+  assert len(calls) == 2
+
+
 def test_eager_loop_reusing_one_tensor_sees_variable_updates():
   coupling = perturb(MaskedAffineCoupling((4,), 'half', hidden_units=(4,)))
   dist = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0., 1.), 4),

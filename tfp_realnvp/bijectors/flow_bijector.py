@@ -1,5 +1,7 @@
 """Base class for bijectors that compute a value and its log-det in one pass."""
 
+import threading
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import cache_util
@@ -33,15 +35,29 @@ class FlowBijector(tfb.Bijector):
   get the old log-det, and no gradient). The log-det calls that follow a
   `forward`/`inverse` on the same tensor, as in `log_prob`, still find it.
 
+  The cache is one per thread. `tf.distribute.MirroredStrategy` runs (and
+  traces) each replica in a thread of its own; with one shared cache, the
+  clearing done by one replica's call would make another replica run its
+  networks twice, so the replicas would issue their batch-norm all-reduces in
+  different orders.
+
   Every subclass follows TFP's direction convention: `forward` maps latent to
   data (sampling) and `inverse` is the paper's `f`, data to latent (density).
   The keyword `training` is accepted by every method; only layers with batch
   statistics look at it.
   """
 
-  _cache = cache_util.BijectorCacheWithGreedyAttrs(
-      forward_name='_augmented_forward',
-      inverse_name='_augmented_inverse')
+  _thread_caches = threading.local()
+
+  @property
+  def _cache(self):
+    cache = getattr(self._thread_caches, 'cache', None)
+    if cache is None:
+      cache = cache_util.BijectorCacheWithGreedyAttrs(
+          forward_name='_augmented_forward',
+          inverse_name='_augmented_inverse')
+      self._thread_caches.cache = cache
+    return cache.__get__(self, type(self))   # the view bound to this bijector
 
   # -- to implement ---------------------------------------------------------
   def _forward_and_log_det(self, x, training=False):
