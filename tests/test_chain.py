@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from conftest import fresh, perturb
+from conftest import fresh, mirrored_strategy, perturb
 from tfp_realnvp import RealNVPChain
 from tfp_realnvp.bijectors import InvertibleBatchNorm, MaskedAffineCoupling
 
@@ -173,7 +173,7 @@ def test_two_replicas_give_the_one_device_step():
   results = {}
   for name, strategy in [
       ('one', tf.distribute.OneDeviceStrategy('/cpu:0')),
-      ('two', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))]:
+      ('two', mirrored_strategy(['/cpu:0', '/cpu:1']))]:
     keras.utils.set_random_seed(5)
     with strategy.scope():
       flow = perturb(RealNVPChain((8, 8, 1), num_scales=1, **TINY), seed=2,

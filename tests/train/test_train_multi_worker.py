@@ -1,0 +1,79 @@
+"""MultiWorkerMirroredStrategy: two local worker processes agree with one device."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import train_testlib as lib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TIMEOUT = 600  # seconds, for both workers together
+
+
+def _free_ports(count):
+  sockets = []
+  try:
+    for _ in range(count):
+      s = socket.socket()
+      s.bind(('127.0.0.1', 0))
+      sockets.append(s)
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
+@pytest.mark.slow
+def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
+  _, ref_results, _, ref_vars = reference_run
+  ports = _free_ports(2)
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
+  root = os.path.dirname(os.path.dirname(HERE))
+  procs = []
+  for index in range(2):
+    env = dict(os.environ,
+               TF_CONFIG=json.dumps({'cluster': cluster,
+                                     'task': {'type': 'worker',
+                                              'index': index}}),
+               PYTHONPATH=os.pathsep.join(
+                   [root] + [p for p in os.environ.get('PYTHONPATH', '')
+                             .split(os.pathsep) if p]))
+    log = open(tmp_path / f'worker{index}.log', 'w')
+    procs.append((subprocess.Popen(
+        [sys.executable, os.path.join(HERE, 'mwms_worker.py'),
+         '--out', str(tmp_path / f'worker{index}.npz'),
+         '--checkpoint-dir', str(tmp_path / 'checkpoints')],
+        env=env, stdout=log, stderr=subprocess.STDOUT), log))
+  try:
+    for proc, _ in procs:
+      proc.wait(timeout=TIMEOUT)
+  finally:
+    for proc, log in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+      log.close()
+  logs = [(tmp_path / f'worker{i}.log').read_text() for i in range(2)]
+  for proc_log, (proc, _) in zip(logs, procs):
+    assert proc.returncode == 0, proc_log[-3000:]
+  assert 'MultiWorkerMirroredStrategy' in logs[0] or (
+      'CollectiveAllReduceStrategy' in logs[0]), logs[0][-2000:]
+
+  expected_bpd = float(np.mean([r.bits_per_dim for r in ref_results]))
+  for index in range(2):
+    out = np.load(tmp_path / f'worker{index}.npz')
+    assert int(out['replicas']) == 2
+    assert bool(out['chief']) == (index == 0)
+    np.testing.assert_allclose(out['train_bpd'], [expected_bpd], rtol=1e-5)
+    for key, want in ref_vars.items():
+      np.testing.assert_allclose(out[key], want, rtol=1e-4, atol=2e-5,
+                                 err_msg=f'worker {index}: {key}')
+  # The chief wrote the checkpoints; the other worker wrote its own copy.
+  chief_dir = tmp_path / 'checkpoints'
+  assert (chief_dir / 'checkpoint').exists()
+  assert (chief_dir / '.workers' / 'worker_1' / 'checkpoint').exists()

@@ -1,0 +1,59 @@
+"""A tiny flow and data shared by the training tests and their subprocesses."""
+
+import keras
+import numpy as np
+
+from tfp_realnvp.data import image_pipeline
+from tfp_realnvp.data import load_images
+from tfp_realnvp.train import TrainConfig
+from tfp_realnvp.train import Trainer
+from tfp_realnvp.train import make_flow
+
+EVENT_SHAPE = (8, 8, 1)
+BATCH = 16
+STEPS = 3
+SEED = 7
+# One scale (4 checkerboard couplings, each with a batch norm), s/t nets with
+# no residual block (input conv, batch norm, output conv): tracing the
+# training step dominates the tests' time and grows with every variable.
+FLOW_KWARGS = dict(num_scales=1, hidden_channels=4, num_res_blocks=0)
+
+_DIGITS = []
+
+
+def digits():
+  if not _DIGITS:
+    _DIGITS.append(load_images('digits'))
+  return _DIGITS[0]
+
+
+def dataset_fn():
+  images = digits()
+  return image_pipeline(images.train, images.num_levels, BATCH, seed=SEED)
+
+
+def make_trainer(strategy=None, checkpoint_dir=None, mixed_precision=None,
+                 **config):
+  """The tiny trainer: same initial weights for the same arguments."""
+  keras.utils.set_random_seed(SEED)
+  config.setdefault('global_batch_size', BATCH)
+  return Trainer(
+      lambda: make_flow(EVENT_SHAPE, mixed_precision=mixed_precision,
+                        **FLOW_KWARGS),
+      EVENT_SHAPE, TrainConfig(mixed_precision=mixed_precision, **config),
+      num_levels=digits().num_levels, strategy=strategy,
+      checkpoint_dir=checkpoint_dir)
+
+
+def train_tiny(strategy=None, checkpoint_dir=None, steps=STEPS, **config):
+  """`fit` for `steps` steps (one epoch); returns (trainer, history)."""
+  config.setdefault('checkpoint_every', 2)
+  trainer = make_trainer(strategy, checkpoint_dir=checkpoint_dir, **config)
+  history = trainer.fit(dataset_fn, epochs=1, steps_per_epoch=steps, verbose=0)
+  return trainer, history
+
+
+def variables_dict(trainer):
+  """Every flow variable (incl. batch-norm statistics) by position."""
+  return {f'v{i:04d}': np.array(v.numpy())
+          for i, v in enumerate(trainer.flow.variables)}
