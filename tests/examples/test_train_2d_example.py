@@ -1,31 +1,21 @@
 """examples/train_2d.py: quick fits beat a full-covariance Gaussian, outputs are written."""
 
-import importlib.util
 import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
 import tensorflow_probability as tfp
 
+from example_loader import PNG_MAGIC, load_example
+
 tfd = tfp.distributions
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # Clearly non-Gaussian toys; 300 quick steps must beat the Gaussian on each by MARGIN nats
 # (they give about +0.6, +1.2 and +0.45; full runs give +0.8 to +1.7 on every toy).
 # 'circles' is left out here: after 300 steps its margin is only about +0.25.
 TOYS = ('moons', '8gaussians', 'spirals')
 MARGIN = 0.2
-
-
-def load_example(name):
-  spec = importlib.util.spec_from_file_location(f'example_{name}',
-                                                ROOT / 'examples' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope='module')

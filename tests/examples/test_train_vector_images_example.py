@@ -1,23 +1,12 @@
 """examples/train_vector_images.py (seed 000): a quick run learns, samples, and falls back."""
 
-import importlib.util
 import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-
-
-def load_example(name):
-  spec = importlib.util.spec_from_file_location(f'example_{name}',
-                                                ROOT / 'examples' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from example_loader import PNG_MAGIC, load_example
 
 
 @pytest.fixture(scope='module')
