@@ -36,7 +36,9 @@ def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
   root = os.path.dirname(os.path.dirname(HERE))
   procs = []
   for index in range(2):
-    env = dict(os.environ,
+    # gRPC honours http(s)_proxy; the workers talk on the loopback only.
+    env = dict(os.environ, no_proxy='127.0.0.1,localhost',
+               NO_PROXY='127.0.0.1,localhost',
                TF_CONFIG=json.dumps({'cluster': cluster,
                                      'task': {'type': 'worker',
                                               'index': index}}),
