@@ -46,6 +46,7 @@ from tfp_realnvp import viz
 from tfp_realnvp.data import TOY_2D_NAMES
 from tfp_realnvp.data import make_toy_2d
 from tfp_realnvp.data import toy_pipeline
+from tfp_realnvp.train import maximum_likelihood_step
 
 tfd = tfp.distributions
 
@@ -144,23 +145,12 @@ def build_flow_distribution(args, dim=2):
 
 def train_flow(flow, dist, train, args, log_every=0):
   """Maximum likelihood with Adam, cosine decay, L2 on the s-scales, clipping."""
-  variables = dist.trainable_variables
   schedule = keras.optimizers.schedules.CosineDecay(
       args.learning_rate, decay_steps=args.steps, alpha=0.05)
-  optimizer = keras.optimizers.Adam(schedule)
-  optimizer.build(variables)
-  l2_vars = flow.l2_regularized_variables
-
-  @tf.function
-  def step(x):
-    with tf.GradientTape() as tape:
-      nll = -tf.reduce_mean(dist.log_prob(x, bijector_kwargs={'training': True}))
-      l2 = tf.add_n([tf.reduce_sum(tf.square(v)) for v in l2_vars])
-      loss = nll + L2_SCALE * l2
-    grads = tape.gradient(loss, variables)
-    grads, _ = tf.clip_by_global_norm(grads, CLIP_NORM)
-    optimizer.apply_gradients(zip(grads, variables))
-    return nll
+  step = maximum_likelihood_step(
+      dist, keras.optimizers.Adam(schedule),
+      l2_variables=flow.l2_regularized_variables, l2_scale=L2_SCALE,
+      clip_norm=CLIP_NORM)
 
   batches = iter(toy_pipeline(train, args.batch_size, seed=args.seed))
   history = []

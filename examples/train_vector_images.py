@@ -56,6 +56,7 @@ from tfp_realnvp.bijectors import FlowSequence
 from tfp_realnvp.bijectors import LogitTransform
 from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.data import load_images
+from tfp_realnvp.train import maximum_likelihood_step
 
 tfd = tfp.distributions
 
@@ -163,20 +164,10 @@ def main(argv=None):
         f'{sum(int(np.prod(v.shape)) for v in variables)} parameters', flush=True)
   schedule = keras.optimizers.schedules.CosineDecay(
       args.learning_rate, decay_steps=args.steps, alpha=0.05)
-  optimizer = keras.optimizers.Adam(schedule)
-  optimizer.build(variables)
-  l2_vars = chain.l2_regularized_variables
-
-  @tf.function
-  def train_step(images):
-    x = tf.reshape(images, [-1, dim])
-    with tf.GradientTape() as tape:
-      nll = -tf.reduce_mean(dist.log_prob(x, bijector_kwargs={'training': True}))
-      loss = nll + L2_SCALE * tf.add_n([tf.reduce_sum(tf.square(v)) for v in l2_vars])
-    grads = tape.gradient(loss, variables)
-    grads, _ = tf.clip_by_global_norm(grads, CLIP_NORM)
-    optimizer.apply_gradients(zip(grads, variables))
-    return nll
+  train_step = maximum_likelihood_step(
+      dist, keras.optimizers.Adam(schedule),
+      l2_variables=chain.l2_regularized_variables, l2_scale=L2_SCALE,
+      clip_norm=CLIP_NORM)
 
   @tf.function(reduce_retracing=True)
   def eval_log_prob(images):
@@ -191,7 +182,8 @@ def main(argv=None):
     return float(np.mean(bits_per_dim(log_probs, dim, data.num_levels)))
 
   batches = iter(image_pipeline(data.train, data.num_levels, args.batch_size,
-                                training=True, seed=args.seed))
+                                training=True, seed=args.seed)
+                 .map(lambda images: tf.reshape(images, [-1, dim])))
   history = dict(epoch=[], train_bits_per_dim=[], test_bits_per_dim=[])
   window = []
   start = time.time()

@@ -30,6 +30,7 @@ from tfp_realnvp.train.trainer import TrainConfig
 from tfp_realnvp.train.trainer import Trainer
 from tfp_realnvp.train.trainer import make_distribution
 from tfp_realnvp.train.trainer import make_flow
+from tfp_realnvp.train.trainer import maximum_likelihood_step
 
 __all__ = [
     'CheckpointCallback',
@@ -45,6 +46,7 @@ __all__ = [
     'is_chief',
     'make_distribution',
     'make_flow',
+    'maximum_likelihood_step',
     'pick_strategy',
     'single_device_strategy',
 ]

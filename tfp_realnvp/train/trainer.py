@@ -20,7 +20,8 @@ from tfp_realnvp.train.schedule import WarmupDecay
 tfd = tfp.distributions
 
 __all__ = ['TrainConfig', 'Trainer', 'StepResult', 'make_flow',
-           'make_distribution', 'NETWORK_DTYPES', 'l2_penalty']
+           'make_distribution', 'NETWORK_DTYPES', 'l2_penalty',
+           'maximum_likelihood_step']
 
 logger = logging.getLogger('tfp_realnvp.train')
 
@@ -68,6 +69,50 @@ def l2_penalty(variables, scale):
   if not variables or not scale:
     return tf.constant(0., tf.float32)
   return scale * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+
+
+def maximum_likelihood_step(distribution, optimizer, *, l2_variables=(),
+                            l2_scale=5e-5, clip_norm=100., jit_compile=False):
+  """The paper's training step on one device, as a `tf.function`.
+
+  Returns `step(x) -> nll`, which lowers
+
+  ```none
+  loss = -mean(distribution.log_prob(x, training=True))
+         + l2_scale * sum(||v||^2 for v in l2_variables)
+  ```
+
+  by one update of `optimizer` on `distribution.trainable_variables`, after
+  clipping the gradient to the global norm `clip_norm` (None: no clipping),
+  and returns the mean negative log-likelihood (the loss without the L2
+  term). The optimizer is built here, before any tracing. For several
+  replicas, checkpoints and the non-finite guard use `Trainer`.
+
+  Args:
+    distribution: a `TransformedDistribution` of a flow.
+    optimizer: a Keras optimizer.
+    l2_variables: the variables of the L2 penalty, e.g.
+      `flow.l2_regularized_variables` (the couplings' s-scales).
+    l2_scale: the penalty's factor (paper: 5e-5).
+    clip_norm: global gradient-norm clipping; None: no clipping.
+    jit_compile: compile the step with XLA.
+  """
+  variables = list(distribution.trainable_variables)
+  optimizer.build(variables)
+  l2_variables = tuple(l2_variables)
+
+  def step(x):
+    with tf.GradientTape() as tape:
+      nll = -tf.reduce_mean(
+          distribution.log_prob(x, bijector_kwargs={'training': True}))
+      loss = nll + l2_penalty(l2_variables, l2_scale)
+    grads = tape.gradient(loss, variables)
+    if clip_norm is not None:
+      grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+    optimizer.apply_gradients(zip(grads, variables))
+    return nll
+
+  return tf.function(step, jit_compile=jit_compile)
 
 
 @dataclasses.dataclass
