@@ -16,15 +16,12 @@ model.signatures['sample'](n=tf.constant(16), temperature=tf.constant(0.7),
 ```
 """
 
-import math
-
-import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
+
+from tfp_realnvp import bits
+from tfp_realnvp.train.trainer import make_distribution
 
 __all__ = ['FlowExport', 'export_saved_model']
-
-tfd = tfp.distributions
 
 
 class FlowExport(tf.Module):
@@ -49,10 +46,7 @@ class FlowExport(tf.Module):
                                    trainable=False, name='event_shape')
     self.num_levels = tf.Variable(int(num_levels), dtype=tf.int64,
                                   trainable=False, name='num_levels')
-    distribution = tfd.TransformedDistribution(
-        tfd.Sample(tfd.Normal(0., 1.), event_shape), flow)
-    num_dims = int(np.prod(event_shape))
-    log_levels = math.log(num_levels)
+    distribution = make_distribution(flow, event_shape)
 
     image_spec = tf.TensorSpec((None,) + event_shape, tf.float32, name='x')
 
@@ -62,7 +56,7 @@ class FlowExport(tf.Module):
 
     @tf.function(input_signature=[image_spec])
     def bits_per_dim(x):
-      return (-log_prob(x) / num_dims + log_levels) / math.log(2.)
+      return bits.bits_per_dim(log_prob(x), event_shape, num_levels)
 
     @tf.function(input_signature=[
         tf.TensorSpec([], tf.int32, name='n'),
