@@ -1,7 +1,7 @@
 """Training throughput (images per second), graph mode versus XLA, in one run.
 
 ```
-python -m tfp_realnvp.train.benchmark --num-scales 2 --hidden-channels 32 \\
+python benchmarks/train_speed.py --num-scales 2 --hidden-channels 32 \\
     --num-res-blocks 4 --batch-size 64 --steps 20
 ```
 
@@ -16,42 +16,43 @@ and after (`conv_gflops`), to read the figures on a shared machine.
 import argparse
 import json
 import os
+import sys
 import time
 
-os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-import keras  # pylint: disable=g-import-not-at-top
-import numpy as np
+_common.setup_environment()
 
-from tfp_realnvp.data import image_pipeline
-from tfp_realnvp.train import runs
-from tfp_realnvp.train.strategy import describe_strategy
-from tfp_realnvp.train.strategy import pick_strategy
-from tfp_realnvp.train.trainer import TrainConfig
-from tfp_realnvp.train.trainer import Trainer
-from tfp_realnvp.train.trainer import make_flow
+import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfp_realnvp.data import image_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train import runs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train.strategy import describe_strategy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train.strategy import pick_strategy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train.trainer import TrainConfig  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train.trainer import Trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train.trainer import make_flow  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 __all__ = ['measure', 'conv_gflops']
 
 
 def conv_gflops(repeats=10):
-  """GFLOP/s of a 3x3, 32-channel conv on a (64, 28, 28, 32) batch, now.
+  """GFLOP/s of the reference 3x3, 32-channel conv on (64, 28, 28, 32), now.
 
-  About 137 on an idle 2-core machine of this project (DESIGN.md); a lower
-  value says how much of the CPU the benchmark got on a shared machine.
+  The convolution of `_common.ceiling_calls`; a value lower than usual says
+  how much of the CPU the benchmark got on a shared machine.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  x = tf.random.uniform((64, 28, 28, 32))
-  kernel = tf.random.normal((3, 3, 32, 32))
-  conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, 'SAME'))
-  conv(x).numpy()
+  calls, flops = _common.ceiling_calls(64, 28, 28, 32)
+  conv = calls['ceiling_conv3x3']
+  conv().numpy()
   tic = time.perf_counter()
   for _ in range(repeats):
-    y = conv(x)
+    y = conv()
   y.numpy()
   seconds = (time.perf_counter() - tic) / repeats
-  return 64 * 28 * 28 * 9 * 32 * 32 * 2 / seconds / 1e9
+  return flops['ceiling_conv3x3'] / seconds / 1e9
 
 
 def measure(images, num_levels, batch_size, steps=20, warmup=3, jit=False,
