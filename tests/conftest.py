@@ -61,15 +61,3 @@ def fresh(t):
   """A new tensor with the same values: defeats TFP's bijector cache."""
   return tf.constant(np.array(t))
 
-
-def mirrored_strategy(devices=('/cpu:0', '/cpu:1')):
-  """A `MirroredStrategy` over `devices` whose collectives are its own.
-
-  Every `MirroredStrategy` numbers its collective operations from the same
-  class-wide base, so a second one in the process (the next test) would reuse
-  the first one's instance keys and its all-reduces would fail with "Shape
-  mismatch in the collective instance". `tfp_realnvp.train.pick_strategy`
-  moves the base for each new strategy; so does this.
-  """
-  from tfp_realnvp.train.strategy import pick_strategy  # pylint: disable=g-import-not-at-top
-  return pick_strategy(list(devices))

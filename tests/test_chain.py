@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from conftest import fresh, mirrored_strategy, perturb
+from conftest import fresh, perturb
 from tfp_realnvp import RealNVPChain
 from tfp_realnvp.bijectors import InvertibleBatchNorm, MaskedAffineCoupling
+from tfp_realnvp.train import pick_strategy
 
 tfd = tfp.distributions
 TINY = dict(hidden_channels=4, num_res_blocks=1)
@@ -173,7 +174,8 @@ def test_two_replicas_give_the_one_device_step():
   results = {}
   for name, strategy in [
       ('one', tf.distribute.OneDeviceStrategy('/cpu:0')),
-      ('two', mirrored_strategy(['/cpu:0', '/cpu:1']))]:
+      # pick_strategy gives each MirroredStrategy collective keys of its own.
+      ('two', pick_strategy(['/cpu:0', '/cpu:1']))]:
     keras.utils.set_random_seed(5)
     with strategy.scope():
       flow = perturb(RealNVPChain((8, 8, 1), num_scales=1, **TINY), seed=2,
