@@ -59,6 +59,10 @@ from tfp_realnvp.train import runs
 from tfp_realnvp.train.summaries import SummaryWriter
 
 DEFAULT_DATASET = 'fashion_mnist'
+# The lists of metrics.json, one entry per epoch.
+PER_EPOCH_KEYS = ('epoch', 'step', 'train_bits_per_dim', 'test_bits_per_dim',
+                  'images_per_second_per_epoch', 'seconds', 'learning_rate',
+                  'skipped_steps', 'samples')
 
 
 def parse_args(argv=None):
@@ -241,15 +245,11 @@ def main(argv=None):
                  num_levels=images.num_levels, image_shape=list(shape),
                  strategy=describe_strategy(strategy),
                  replicas=strategy.num_replicas_in_sync, config=config,
-                 epoch=[], step=[], train_bits_per_dim=[],
-                 test_bits_per_dim=[], images_per_second_per_epoch=[],
-                 seconds=[], learning_rate=[], skipped_steps=[], samples=[])
+                 **{key: [] for key in PER_EPOCH_KEYS})
   if args.resume:
     previous = runs.read_json(metrics_path)
     if previous:
-      for key in ('epoch', 'step', 'train_bits_per_dim', 'test_bits_per_dim',
-                  'images_per_second_per_epoch', 'seconds', 'learning_rate',
-                  'skipped_steps', 'samples'):
+      for key in PER_EPOCH_KEYS:
         metrics[key] = list(previous.get(key, []))
   writer = (SummaryWriter(os.path.join(args.output_dir, 'tensorboard'))
             if chief else None)
@@ -273,9 +273,7 @@ def main(argv=None):
     writer.flush()
     # A resumed run replaces the entries of the epochs it repeats.
     keep = [i for i, e in enumerate(metrics['epoch']) if e < epoch]
-    for key in ('epoch', 'step', 'train_bits_per_dim', 'test_bits_per_dim',
-                'images_per_second_per_epoch', 'seconds', 'learning_rate',
-                'skipped_steps', 'samples'):
+    for key in PER_EPOCH_KEYS:
       metrics[key] = [metrics[key][i] for i in keep]
     for key, value in (('epoch', epoch), ('step', logs['step']),
                        ('train_bits_per_dim', logs['train_bits_per_dim']),
