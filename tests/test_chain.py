@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from conftest import fresh, perturb
+from flowtest import fresh, perturb
 from tfp_realnvp import RealNVPChain
 from tfp_realnvp.bijectors import InvertibleBatchNorm, MaskedAffineCoupling
 from tfp_realnvp.train import pick_strategy
@@ -54,7 +54,8 @@ def test_sample_and_log_prob_shapes_and_range():
   dist = _dist(perturb(flow, scale=0.3))
   x = dist.sample(5, seed=1)
   assert x.shape == (5, 8, 8, 1)
-  assert float(tf.reduce_min(x)) >= 0. and float(tf.reduce_max(x)) <= 1.
+  low, high = flow.preprocessing.support   # no clipping: the flow's whole support
+  assert float(tf.reduce_min(x)) > low and float(tf.reduce_max(x)) < high
   log_prob = dist.log_prob(fresh(x))
   assert log_prob.shape == (5,)
   assert np.all(np.isfinite(log_prob.numpy()))
@@ -230,10 +231,12 @@ def test_bad_inputs_get_clear_errors():
     flow.inverse(tf.zeros((8, 8)))
   with pytest.raises(ValueError, match=r'expected latents of shape'):
     flow.forward(tf.zeros((2, 4, 4, 4)))
-  with pytest.raises(tf.errors.InvalidArgumentError, match='above 1'):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r'pixels must be in \[0, 1\]'):
     flow.inverse(tf.fill((1, 8, 8, 1), 255.))
-  with pytest.raises(tf.errors.InvalidArgumentError, match='below 0'):
+  with pytest.raises(tf.errors.InvalidArgumentError, match='below -0.0555'):
     flow.inverse(tf.fill((1, 8, 8, 1), -0.5))
+  with pytest.raises(ValueError, match='not class-conditional'):
+    flow.inverse(tf.zeros((1, 8, 8, 1)), conditional_input=tf.constant([1]))
   bad = _pixels((8, 8, 1), batch=1)
   bad[0, 3, 3, 0] = np.nan
   with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
@@ -242,6 +245,48 @@ def test_bad_inputs_get_clear_errors():
   latent[0, 0, 0, 0] = np.inf
   with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
     flow.forward(latent)
+
+
+def test_arguments_of_the_other_kind_of_event_are_refused():
+  with pytest.raises(ValueError, match=r'hidden_units.*do\(es\) not apply to an image'):
+    RealNVPChain((8, 8, 1), hidden_units=(8,))
+  with pytest.raises(ValueError, match=r'num_res_blocks, num_scales do\(es\) not apply to a '
+                                       r'vector'):
+    RealNVPChain((4,), num_scales=2, num_res_blocks=2)
+  with pytest.raises(ValueError, match='class_conditional_prior needs num_classes'):
+    RealNVPChain((4,), class_conditional_prior=True)
+
+
+def test_copy_rebuilds_and_records_its_own_parameters():
+  flow = RealNVPChain((8, 8, 1), num_scales=2, **TINY)
+  assert flow.parameters['event_shape'] == (8, 8, 1)
+  same = flow.copy()
+  assert same == flow and same.couplings[0] is flow.couplings[0]
+  smaller = flow.copy(num_scales=1)
+  assert smaller != flow and smaller.num_scales == 1 and len(smaller.couplings) == 4
+
+
+def test_class_conditional_chain_samples_and_scores_per_class():
+  flow = perturb(RealNVPChain((8, 8, 1), num_scales=2, num_classes=3, **TINY), scale=0.2)
+  dist = _dist(flow)
+  labels = tf.constant([0, 1, 2, 2])
+  x = dist.sample(4, seed=1, bijector_kwargs={'conditional_input': labels})
+  lp = dist.log_prob(fresh(x), bijector_kwargs={'conditional_input': labels})
+  lp_onehot = dist.log_prob(fresh(x), bijector_kwargs={'conditional_input':
+                                                       tf.one_hot(labels, 3)})
+  np.testing.assert_allclose(lp, lp_onehot, rtol=1e-6)
+  other = dist.log_prob(fresh(x), bijector_kwargs={'conditional_input': (labels + 1) % 3})
+  assert not np.allclose(lp, other)
+  grid = dist.sample((2, 3), seed=2, bijector_kwargs={'conditional_input': tf.constant(
+      [[0, 1, 2], [0, 1, 2]])})
+  assert grid.shape == (2, 3, 8, 8, 1)
+  with pytest.raises(ValueError, match='pass the labels'):
+    dist.log_prob(x)
+  with pytest.raises(ValueError, match='does not match the batch shape'):
+    dist.log_prob(x, bijector_kwargs={'conditional_input': tf.constant([0, 1])})
+  assert flow.class_conditional_prior is not None
+  assert RealNVPChain((4,), num_classes=2, class_conditional_prior=False
+                      ).class_conditional_prior is None
 
 
 def test_vector_chain():

@@ -1,35 +1,44 @@
-"""`RealNVPChain`: the paper's multi-scale flow as one TFP bijector."""
+"""`RealNVPChain`: Real NVP as one TFP bijector, for image or vector events."""
 
-import numpy as np
 import tensorflow as tf
 
+from tfp_realnvp.architectures import build_image_flow
+from tfp_realnvp.architectures import build_vector_flow
+from tfp_realnvp.bijectors.class_conditional_affine import ClassConditionalAffine
 from tfp_realnvp.bijectors.composition import FlowSequence
 from tfp_realnvp.bijectors.composition import Inverted
+from tfp_realnvp.bijectors.conditioning import one_hot_labels
 from tfp_realnvp.bijectors.factor_out import FactorOut
+from tfp_realnvp.bijectors.flow_bijector import FlowBijector
 from tfp_realnvp.bijectors.invertible_batch_norm import InvertibleBatchNorm
-from tfp_realnvp.bijectors.logit_transform import LogitTransform
 from tfp_realnvp.bijectors.masked_affine_coupling import MaskedAffineCoupling
 from tfp_realnvp.bijectors.squeeze import Squeeze
 
 __all__ = ['RealNVPChain']
 
+IMAGE_DEFAULTS = dict(num_scales=2, hidden_channels=64, num_res_blocks=8, logit_alpha=0.05)
+VECTOR_DEFAULTS = dict(num_couplings=8, hidden_units=(128, 128), vector_masks='half',
+                       mask_seed=0)
 
-class RealNVPChain(FlowSequence):
+
+class RealNVPChain(FlowBijector):
   """Real NVP (Dinh et al., 2017): latent `z` to data `x`, as a `tfb.Bijector`.
 
   Use it with a standard normal base over the whole event:
 
   ```python
   flow = RealNVPChain(event_shape=(28, 28, 1), num_scales=2)
-  dist = tfd.TransformedDistribution(
-      tfd.Sample(tfd.Normal(0., 1.), (28, 28, 1)), flow)
-  x = dist.sample(16)                                   # pixels in [0, 1]
-  nll = -dist.log_prob(x)                               # nats per image
-  loss = -dist.log_prob(x, bijector_kwargs={'training': True})  # training
+  dist = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0., 1.), (28, 28, 1)), flow)
+  x = dist.sample(16)                                  # (16, 28, 28, 1)
+  one = dist.sample()                                  # (28, 28, 1)
+  nll = -dist.log_prob(x)                              # nats per image, shape (16,)
+  loss = -dist.log_prob(x, bijector_kwargs={'training': True})   # training mode
   ```
 
-  Direction: `forward` maps the latent to pixels (sampling); `inverse` is the
-  paper's `f`, pixels to latent (density). The latent has the data's shape.
+  Direction: `forward` maps the latent to pixels (sampling); `inverse` is the paper's `f`,
+  pixels to latent (density). The latent has the data's shape. Any batch shape works, none
+  included: `log_prob` of one image of shape `(H, W, C)` is a scalar, of a `(3, 2, H, W, C)`
+  batch an array `(3, 2)`.
 
   #### Image events `(H, W, C)`, pixels in [0, 1]
 
@@ -51,159 +60,145 @@ class RealNVPChain(FlowSequence):
   z (H, W, C)
   ```
 
-  Each coupling's s and t come from one ResNet (`num_res_blocks` residual
-  blocks of `hidden_channels * 2**scale` features, batch and weight norm
-  inside, zero-initialised output), so the flow starts near the identity
-  (up to the logit step). `log_prob` is the density of the dequantized
-  pixels in [0, 1]: use `tfp_realnvp.bits_per_dim` to compare with papers.
+  Each coupling's s and t come from one ResNet (`num_res_blocks` residual blocks of
+  `hidden_channels * 2**scale` features, batch and weight norm inside, zero-initialised
+  output), so the flow starts near the identity (up to the logit step). `log_prob` is the
+  density of the dequantized pixels: use `tfp_realnvp.bits_per_dim` to compare with papers.
+  The flow is an exact bijection between R^D and the box `(-0.0556, 1.0556)^D` around the
+  pixel range (see `LogitTransform`): samples can have pixels slightly outside [0, 1]; clip
+  them to show them as images.
 
   #### Vector events `(D,)`
 
-  `num_couplings` affine couplings, each followed by an
-  `InvertibleBatchNorm`, s/t from MLPs with `hidden_units`. Masks
-  (`vector_masks`): `'half'` alternates the first `D // 2` entries and the
-  rest as the conditioning part (seeds 000 and 003); `'random'` draws a random
-  half of the entries (from `mask_seed`) and alternates it with its
-  complement, as in Fleuret's lecture (seed 002). No logit step: the data are
-  real vectors.
+  `num_couplings` affine couplings, each followed by an `InvertibleBatchNorm`, s/t from MLPs
+  with `hidden_units`. Masks (`vector_masks`): `'half'` alternates the first `D // 2` entries
+  and the rest as the conditioning part; `'random'` draws a random half of the entries (from
+  `mask_seed`) for every pair of couplings, as in Fleuret's lecture [2]. No logit step.
+
+  Arguments of the other kind of event raise `ValueError` (e.g. `num_scales` for a vector
+  event, `hidden_units` for an image event).
+
+  #### Class-conditional flows
+
+  With `num_classes=K`, the labels (integers in [0, K) or one-hot rows, one per event; see
+  `tfp_realnvp.bijectors.conditioning`) are passed per call as `conditional_input` and reach
+  every coupling's s/t network as K extra input channels; with `class_conditional_prior`
+  (the default for conditional flows) a learned mean and scale per class move the latent as
+  well (`ClassConditionalAffine`, Glow's class-conditional prior):
+
+  ```python
+  flow = RealNVPChain((28, 28, 1), num_classes=10)
+  lp = dist.log_prob(x, bijector_kwargs={'conditional_input': labels})   # log p(x | y)
+  x3 = dist.sample(16, bijector_kwargs={'conditional_input': tf.fill([16], 3)})
+  ```
 
   #### Modes and checks
 
-  Training mode (batch statistics, running averages updated once per pass)
-  is asked for per call with `training=True`; without it every call is in
-  inference mode. With `validate_args=True` (the default here, it costs a
-  few reductions) `inverse` checks that pixels are finite and in [0, 1] and
-  `forward` that latents are finite; wrong shapes raise `ValueError` always.
+  Training mode (batch statistics, running averages updated once per pass) is asked for per
+  call with `training=True`; without it every call is in inference mode. With
+  `validate_args=True` (the default here, it costs a few reductions) `inverse` checks that
+  pixels are finite and inside the flow's support and `forward` that latents are finite;
+  wrong shapes raise `ValueError` always.
 
   Args:
     event_shape: `(H, W, C)` for images or `(D,)` for vectors.
-    num_scales: S, number of scales (images); H and W must divide by
+    num_scales: S, number of scales (images; default 2); H and W must divide by
       `2**(S - 1)` and the last scale must keep at least 2x2 pixels.
-    hidden_channels: F, features of the first scale's ResNets (doubled at
-      each scale).
-    num_res_blocks: B, residual blocks per ResNet.
-    num_couplings: couplings of a vector flow.
-    hidden_units: hidden widths of a vector flow's MLPs.
-    vector_masks: `'half'` or `'random'` (vector flows, see above).
-    mask_seed: seed of the random masks.
-    logit_alpha: `a` of the logit preprocessing (images).
+    hidden_channels: F, features of the first scale's ResNets, doubled at each scale
+      (images; default 64).
+    num_res_blocks: B, residual blocks per ResNet (images; default 8).
+    num_couplings: couplings of a vector flow (default 8).
+    hidden_units: hidden widths of a vector flow's MLPs (default (128, 128)).
+    vector_masks: `'half'` (default) or `'random'` (vectors).
+    mask_seed: seed of the random masks (vectors; default 0).
+    logit_alpha: `a` of the logit preprocessing (images; default 0.05).
     batch_norm: put an `InvertibleBatchNorm` after every coupling.
     batch_norm_momentum: momentum of their running averages.
-    network_dtype: Keras dtype policy of the s/t networks, e.g.
-      `'mixed_bfloat16'`; coupling arithmetic and log-dets stay float32.
+    network_dtype: Keras dtype policy of the s/t networks, e.g. `'mixed_bfloat16'`; the
+      coupling arithmetic and the log-dets stay float32.
+    num_classes: K for a class-conditional flow; None (default) for an unconditional one.
+    class_conditional_prior: with `num_classes`, end the flow with a learned per-class affine
+      map of the latent (default True).
     validate_args: run-time checks of inputs (see above).
     name: name of the bijector.
 
   Raises:
-    ValueError: at construction, for an event shape that cannot work (odd
-      size for a squeeze, too many scales) with what to change.
+    ValueError: at construction, for an event shape that cannot work (odd size for a
+      squeeze, too many scales) with what to change, or an argument that does not apply to
+      the event's kind.
 
   #### References
-  [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation
-       using Real NVP. ICLR 2017. https://arxiv.org/abs/1605.08803
+  [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation using Real NVP.
+       ICLR 2017. https://arxiv.org/abs/1605.08803
+  [2]: Francois Fleuret. Deep learning, lecture 10.3: Non-volume preserving networks.
+       https://fleuret.org/dlc/
+  [3]: Diederik P. Kingma, Prafulla Dhariwal. Glow: Generative Flow with Invertible 1x1
+       Convolutions. NeurIPS 2018. https://arxiv.org/abs/1807.03039
   """
 
   def __init__(self,
                event_shape,
-               num_scales=2,
-               hidden_channels=64,
-               num_res_blocks=8,
-               num_couplings=8,
-               hidden_units=(128, 128),
-               vector_masks='half',
-               mask_seed=0,
-               logit_alpha=0.05,
+               num_scales=None,
+               hidden_channels=None,
+               num_res_blocks=None,
+               num_couplings=None,
+               hidden_units=None,
+               vector_masks=None,
+               mask_seed=None,
+               logit_alpha=None,
                batch_norm=True,
                batch_norm_momentum=0.95,
                network_dtype=None,
+               num_classes=None,
+               class_conditional_prior=None,
                validate_args=True,
                name='real_nvp_chain'):
+    parameters = dict(locals())
     event_shape = tuple(int(d) for d in event_shape)
-    self._event_shape_tuple = event_shape
-    self._num_scales = int(num_scales)
-    self._bn_kwargs = dict(momentum=batch_norm_momentum)
-    self._batch_norm = batch_norm
-    self._network_dtype = network_dtype
-    if len(event_shape) == 3:
-      _check_image_shape(event_shape, self._num_scales)
-      self._logit = LogitTransform(event_ndims=3, alpha=logit_alpha,
-                                   validate_args=validate_args)
-      self._scales = self._build_scales(event_shape, hidden_channels,
-                                        num_res_blocks)
-      steps = [self._logit, self._scales[0]]
-    elif len(event_shape) == 1:
-      if event_shape[0] < 2:
-        raise ValueError(
-            f'a vector Real NVP needs D >= 2 (got event_shape {event_shape}): '
-            f'a coupling must condition one part on another. For 1-D data use '
-            f'tfp_realnvp.bijectors.PiecewiseLinear.')
-      if num_couplings < 1:
-        raise ValueError(f'num_couplings must be >= 1, got {num_couplings}.')
-      self._logit = None
-      self._scales = []
-      steps = []
-      masks = _vector_masks(event_shape[0], num_couplings, vector_masks,
-                            mask_seed)
-      for k, mask in enumerate(masks):
-        steps.append(MaskedAffineCoupling(
-            event_shape, mask_type='custom', mask=mask,
-            hidden_units=tuple(hidden_units), network_dtype=network_dtype,
-            name=f'coupling_{k}'))
-        if batch_norm:
-          steps.append(InvertibleBatchNorm(event_shape, name=f'batch_norm_{k}',
-                                           **self._bn_kwargs))
-    else:
-      raise ValueError(
-          f'event_shape must be (H, W, C) for images or (D,) for vectors, got '
-          f'{event_shape}.')
-    super().__init__(steps, event_ndims=len(event_shape),
-                     validate_args=validate_args, name=name)
-
-  # -- construction -----------------------------------------------------------
-  def _coupling_block(self, shape, mask_type, count, features, num_res_blocks,
-                      prefix):
-    steps = []
-    for k in range(count):
-      steps.append(MaskedAffineCoupling(
-          shape, mask_type=mask_type, parity=k % 2, hidden_channels=features,
-          num_res_blocks=num_res_blocks, network_dtype=self._network_dtype,
-          name=f'{prefix}_{mask_type}_coupling_{k}'))
-      if self._batch_norm:
-        steps.append(InvertibleBatchNorm(
-            shape, name=f'{prefix}_batch_norm_{mask_type}_{k}',
-            **self._bn_kwargs))
-    return steps
-
-  def _build_scales(self, event_shape, hidden_channels, num_res_blocks):
-    """Builds the scales from the last (innermost) to the first."""
-    height, width, channels = event_shape
-    shapes = [(height >> i, width >> i, channels << i)
-              for i in range(self._num_scales)]
-    scales = [None] * self._num_scales
-    inner = None
-    for i in reversed(range(self._num_scales)):
-      shape = shapes[i]
-      features = hidden_channels << i
-      prefix = f'scale_{i}'
-      if i == self._num_scales - 1:
-        steps = self._coupling_block(shape, 'checkerboard', 4, features,
-                                     num_res_blocks, prefix)
+    if len(event_shape) not in (1, 3):
+      raise ValueError(f'event_shape must be (H, W, C) for images or (D,) for vectors, got '
+                       f'{event_shape}.')
+    is_image = len(event_shape) == 3
+    given = {k: parameters[k] for k in list(IMAGE_DEFAULTS) + list(VECTOR_DEFAULTS)
+             if parameters[k] is not None}
+    wrong = sorted(set(given) & set(VECTOR_DEFAULTS if is_image else IMAGE_DEFAULTS))
+    if wrong:
+      kind = 'an image event (H, W, C)' if is_image else 'a vector event (D,)'
+      raise ValueError(f'{", ".join(wrong)} do(es) not apply to {kind} (event_shape '
+                       f'{event_shape}); leave it out.')
+    settings = dict(IMAGE_DEFAULTS if is_image else VECTOR_DEFAULTS, **given)
+    if num_classes is None and class_conditional_prior is not None:
+      raise ValueError('class_conditional_prior needs num_classes (a class-conditional flow).')
+    if num_classes is not None and int(num_classes) < 2:
+      raise ValueError(f'num_classes must be >= 2 (or None), got {num_classes}.')
+    with tf.name_scope(name) as name:
+      self._event_shape_tuple = event_shape
+      self._num_classes = None if num_classes is None else int(num_classes)
+      self._settings = settings
+      if is_image:
+        self._num_scales = int(settings['num_scales'])
+        self._logit, self._scales = build_image_flow(
+            event_shape, self._num_scales, int(settings['hidden_channels']),
+            int(settings['num_res_blocks']), float(settings['logit_alpha']), batch_norm,
+            batch_norm_momentum, network_dtype, self._num_classes, validate_args)
+        steps = [self._logit, self._scales[0]]
       else:
-        squeeze = Squeeze(shape, name=f'{prefix}_squeeze')
-        squeezed = squeeze.latent_shape
-        steps = (
-            self._coupling_block(shape, 'checkerboard', 3, features,
-                                 num_res_blocks, prefix)
-            + [squeeze]
-            + self._coupling_block(squeezed, 'channel', 3, features,
-                                   num_res_blocks, prefix)
-            + [FactorOut(inner, squeezed, name=f'{prefix}_factor_out'),
-               Inverted(squeeze, name=f'{prefix}_unsqueeze')])
-      inner = FlowSequence(steps, event_ndims=3, name=prefix)
-      scales[i] = inner
-    return scales
+        self._num_scales = None
+        self._logit, self._scales = None, []
+        steps = build_vector_flow(
+            event_shape, int(settings['num_couplings']), settings['hidden_units'],
+            settings['vector_masks'], int(settings['mask_seed']), batch_norm,
+            batch_norm_momentum, network_dtype, self._num_classes)
+      self._prior_affine = None
+      if self._num_classes is not None and class_conditional_prior in (None, True):
+        self._prior_affine = ClassConditionalAffine(event_shape, self._num_classes,
+                                                    name='class_conditional_prior')
+        steps.append(self._prior_affine)
+      self._flow = FlowSequence(steps, event_ndims=len(event_shape), name='steps')
+      super().__init__(forward_min_event_ndims=len(event_shape),
+                       validate_args=validate_args, parameters=parameters, name=name)
 
-  # -- properties -------------------------------------------------------------
+  # -- properties -------------------------------------------------------------------
   @property
   def event_shape(self):
     """The data (and latent) event shape."""
@@ -211,7 +206,18 @@ class RealNVPChain(FlowSequence):
 
   @property
   def num_scales(self):
+    """S of an image flow, None for a vector flow."""
     return self._num_scales
+
+  @property
+  def num_classes(self):
+    """K of a class-conditional flow, or None."""
+    return self._num_classes
+
+  @property
+  def steps(self):
+    """The top-level steps, data first (preprocessing, scales or couplings, prior)."""
+    return self._flow.steps
 
   @property
   def scales(self):
@@ -222,6 +228,11 @@ class RealNVPChain(FlowSequence):
   def preprocessing(self):
     """The `LogitTransform` nearest the data (images), or None."""
     return self._logit
+
+  @property
+  def class_conditional_prior(self):
+    """The `ClassConditionalAffine` nearest the latent, or None."""
+    return self._prior_affine
 
   @property
   def couplings(self):
@@ -243,9 +254,17 @@ class RealNVPChain(FlowSequence):
     """The couplings' `scale` vectors, which the paper's L2 (5e-5) applies to."""
     return tuple(c.scale for c in self.couplings)
 
+  @property
+  def _data_event_shape(self):
+    return self._event_shape_tuple
+
+  @property
+  def _latent_event_shape(self):
+    return self._event_shape_tuple
+
   def _walk(self):
     """Yields every step, depth first, in the paper's order."""
-    pending = list(self._steps)
+    pending = list(self._flow.steps)
     while pending:
       step = pending.pop(0)
       yield step
@@ -257,7 +276,7 @@ class RealNVPChain(FlowSequence):
   def summary(self):
     """A text listing of the steps with their event shapes, data first."""
     lines = [f'{self.name}: event {self._event_shape_tuple}']
-    depth = {id(s): 1 for s in self._steps}
+    depth = {id(s): 1 for s in self._flow.steps}
     for step in self._walk():
       indent = '  ' * depth.get(id(step), 1)
       children = (step.steps if isinstance(step, FlowSequence)
@@ -268,7 +287,7 @@ class RealNVPChain(FlowSequence):
       if isinstance(step, Squeeze):
         shape = f'{step.data_shape} -> {step.latent_shape}'
       elif isinstance(step, Inverted):
-        shape = (f'{step.bijector.latent_shape} -> {step.bijector.data_shape}')
+        shape = f'{step.bijector.latent_shape} -> {step.bijector.data_shape}'
       extra = ''
       if isinstance(step, MaskedAffineCoupling):
         extra = f' mask={step.mask_type} parity={step.parity}'
@@ -276,74 +295,21 @@ class RealNVPChain(FlowSequence):
                    f'{" " + str(shape) if shape else ""}{extra}')
     return '\n'.join(lines)
 
-  # -- checks -----------------------------------------------------------------
-  def _check_shape(self, x, what):
-    expected = self._event_shape_tuple
-    rank = x.shape.rank
-    if rank is None:
-      return
-    if rank < len(expected):
-      raise ValueError(
-          f'{self.name}: expected {what} of shape (..., '
-          f'{", ".join(map(str, expected))}), got rank {rank} with shape '
-          f'{tuple(x.shape)}.')
-    actual = tuple(x.shape[-len(expected):])
-    if any(a is not None and a != e for a, e in zip(actual, expected)):
-      raise ValueError(
-          f'{self.name}: expected {what} of shape (..., '
-          f'{", ".join(map(str, expected))}), got {tuple(x.shape)}.')
+  # -- the pass -----------------------------------------------------------------------
+  def _batched_pass(self, direction, x, kwargs):
+    labels = kwargs['conditional_input']
+    if self._num_classes is None:
+      if labels is not None:
+        raise ValueError(f'{self.name}: conditional_input was given, but this flow is not '
+                         f'class-conditional (build it with num_classes=K).')
+    else:
+      batch_rank = (x.shape.rank or 0) - len(self._event_shape_tuple)
+      kwargs = dict(kwargs, conditional_input=one_hot_labels(
+          labels, self._num_classes, max(batch_rank, 0), self.name))
+    return super()._batched_pass(direction, x, kwargs)
 
-  def _inverse_and_log_det(self, x, training=False):
-    self._check_shape(x, 'data')
-    if self.validate_args and self._logit is None:
-      x = self._maybe_assert_finite(x)
-    return super()._inverse_and_log_det(x, training=training)
+  def _inverse_and_log_det(self, x, **kwargs):
+    return self._flow._call_pass('inverse', x, kwargs)  # pylint: disable=protected-access
 
-  def _forward_and_log_det(self, z, training=False):
-    self._check_shape(z, 'latents')
-    z = self._maybe_assert_finite(z)
-    return super()._forward_and_log_det(z, training=training)
-
-
-def _vector_masks(size, count, pattern, seed):
-  """Alternating 0/1 masks for a vector flow (1 = conditioning entry)."""
-  if pattern == 'half':
-    first = (np.arange(size) < size // 2).astype(np.float32)
-  elif pattern == 'random':
-    first = np.zeros(size, np.float32)
-    rng = np.random.default_rng(seed)
-    first[rng.permutation(size)[:size // 2]] = 1.
-  else:
-    raise ValueError(f"vector_masks must be 'half' or 'random', got "
-                     f'{pattern!r}.')
-  masks = []
-  for k in range(count):
-    if pattern == 'random' and k % 2 == 0 and k > 0:
-      first = np.zeros(size, np.float32)
-      first[rng.permutation(size)[:size // 2]] = 1.
-    masks.append(first if k % 2 == 0 else 1. - first)
-  return masks
-
-
-def _check_image_shape(event_shape, num_scales):
-  height, width, channels = event_shape
-  if min(event_shape) < 1:
-    raise ValueError(f'event_shape must be positive, got {event_shape}.')
-  if num_scales < 1:
-    raise ValueError(f'num_scales must be >= 1, got {num_scales}.')
-  factor = 2 ** (num_scales - 1)
-  if height % factor or width % factor:
-    raise ValueError(
-        f'an image of spatial size {height}x{width} cannot be squeezed '
-        f'{num_scales - 1} time(s): H and W must divide by 2**(num_scales - 1) '
-        f'= {factor}. Use fewer scales or pad/crop the images to a multiple '
-        f'of {factor}.')
-  if height // factor < 2 or width // factor < 2:
-    most = 1
-    while height % (2 ** most) == 0 and width % (2 ** most) == 0 and (
-        height // 2 ** most >= 2 and width // 2 ** most >= 2):
-      most += 1
-    raise ValueError(
-        f'too many scales for {height}x{width}: the last scale would be '
-        f'{height // factor}x{width // factor}, and its checkerboard couplings '
-        f'need at least 2x2 pixels. Use num_scales <= {most}.')
+  def _forward_and_log_det(self, z, **kwargs):
+    return self._flow._call_pass('forward', z, kwargs)  # pylint: disable=protected-access

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from conftest import fresh
+from flowtest import fresh
 from tfp_realnvp.bijectors import InvertibleBatchNorm
 from tfp_realnvp.train import pick_strategy
 
@@ -93,6 +93,20 @@ def test_global_batch_statistics_under_two_replicas():
                              reference.moving_mean.numpy(), rtol=1e-5)
   np.testing.assert_allclose(bn.moving_variance.numpy(),
                              reference.moving_variance.numpy(), rtol=1e-5)
+
+
+def test_empty_and_non_finite_batches_leave_the_statistics():
+  bn = InvertibleBatchNorm((3,), momentum=0.5)
+  bn.inverse(tf.zeros((0, 3)), training=True)
+  np.testing.assert_array_equal(bn.moving_mean.numpy(), [0., 0., 0.])
+  np.testing.assert_array_equal(bn.moving_variance.numpy(), [1., 1., 1.])
+  with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
+    bn.inverse(tf.constant([[1., np.inf, 0.]]), training=True)
+  # Inside a composite the public check does not run: the guard in the layer does.
+  _, stats = bn._statistics(tf.constant([[1., np.nan, 0.]]), training=True)  # pylint: disable=protected-access
+  del stats
+  np.testing.assert_array_equal(bn.moving_mean.numpy(), [0., 0., 0.])
+  np.testing.assert_array_equal(bn.moving_variance.numpy(), [1., 1., 1.])
 
 
 def test_bad_arguments():

@@ -7,13 +7,13 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from conftest import fresh, perturb
+from flowtest import fresh, perturb, tiny_mlp, tiny_resnet
 from tfp_realnvp.bijectors import keras_tracking
 from tfp_realnvp.bijectors import MaskedAffineCoupling
 from tfp_realnvp.bijectors import checkerboard_mask
 
 tfd = tfp.distributions
-SMALL = dict(hidden_channels=4, num_res_blocks=1)
+SMALL = dict(network=tiny_resnet)
 
 
 def test_checkerboard_mask_layout():
@@ -49,7 +49,7 @@ def test_conditioning_entries_pass_unchanged(mask_type, shape, parity):
 @pytest.mark.parametrize('event_shape,kwargs', [
     ((4, 4, 2), dict(mask_type='checkerboard', **SMALL)),
     ((2, 2, 4), dict(mask_type='channel', **SMALL)),
-    ((6,), dict(mask_type='half', hidden_units=(8,))),
+    ((6,), dict(mask_type='half', network=tiny_mlp)),
 ])
 def test_starts_as_identity(event_shape, kwargs):
   coupling = MaskedAffineCoupling(event_shape, **kwargs)
@@ -130,7 +130,7 @@ def test_another_threads_call_does_not_evict_this_threads_log_det(
 
 
 def test_eager_loop_reusing_one_tensor_sees_variable_updates():
-  coupling = perturb(MaskedAffineCoupling((4,), 'half', hidden_units=(4,)))
+  coupling = perturb(MaskedAffineCoupling((4,), 'half', network=tiny_mlp))
   dist = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0., 1.), 4),
                                      coupling)
   x = tf.random.normal((5, 4))
@@ -183,6 +183,8 @@ def _assert_training_changes_all(coupling, event_shape):
 def test_bad_arguments_raise_clear_errors():
   with pytest.raises(ValueError, match='mask_type must be one of'):
     MaskedAffineCoupling((4, 4, 2), 'diagonal')
+  with pytest.raises(ValueError, match='num_classes must be >= 2'):
+    MaskedAffineCoupling((4, 4, 2), num_classes=1, **SMALL)
   with pytest.raises(ValueError, match='even number of channels'):
     MaskedAffineCoupling((4, 4, 3), 'channel', **SMALL)
   with pytest.raises(ValueError, match='needs an image event'):
@@ -198,14 +200,48 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_validate_args_rejects_nan():
-  coupling = MaskedAffineCoupling((4,), 'half', hidden_units=(4,),
+  coupling = MaskedAffineCoupling((4,), 'half', network=tiny_mlp,
                                   validate_args=True)
   with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
     coupling.inverse(tf.constant([[0., np.nan, 1., 2.]]))
 
 
+def test_training_mode_refuses_nan_whatever_validate_args():
+  coupling = MaskedAffineCoupling((4, 4, 1), 'checkerboard', validate_args=False, **SMALL)
+  net_statistics = [w.numpy().copy() for w in coupling.network.non_trainable_weights]
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 1)).astype(np.float32)
+  x[0, 1, 2, 0] = np.nan
+  with pytest.raises(tf.errors.InvalidArgumentError, match='NaN or Inf'):
+    coupling.inverse(tf.constant(x), training=True)
+  for before, w in zip(net_statistics, coupling.network.non_trainable_weights):
+    np.testing.assert_array_equal(before, w.numpy())
+
+
+def test_conditional_coupling_depends_on_the_label():
+  coupling = perturb(MaskedAffineCoupling((4, 4, 1), 'checkerboard', num_classes=3,
+                                          **SMALL), scale=0.3)
+  x = tf.random.normal((2, 4, 4, 1))
+  z0 = coupling.inverse(x, conditional_input=tf.constant([0, 0]))
+  z2 = coupling.inverse(x, conditional_input=tf.constant([2, 2]))
+  one_hot = coupling.inverse(x, conditional_input=tf.one_hot([2, 2], 3))
+  assert not np.allclose(z0, z2)
+  np.testing.assert_allclose(one_hot, z2, atol=1e-6)
+  with pytest.raises(ValueError, match='class-conditional'):
+    coupling.inverse(x)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r'labels must be in \[0, 3\)'):
+    coupling.inverse(x, conditional_input=tf.constant([0, 3]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='negative label'):
+    coupling.inverse(x, conditional_input=tf.constant([-1, 0]))
+  with pytest.raises(ValueError, match='does not match the batch shape'):
+    coupling.inverse(x, conditional_input=tf.constant([[0, 1]]))
+  with pytest.raises(ValueError, match='one-hot labels must have shape'):
+    coupling.inverse(x, conditional_input=tf.ones((2, 4)) / 4.)
+  with pytest.raises(TypeError, match='integers or float one-hot'):
+    coupling.inverse(x, conditional_input=tf.constant(['a', 'b']))
+
+
 def test_tanh_bounds_the_log_scale():
-  coupling = perturb(MaskedAffineCoupling((4,), 'half', hidden_units=(4,)),
+  coupling = perturb(MaskedAffineCoupling((4,), 'half', network=tiny_mlp),
                      scale=5.)
   x = fresh(tf.random.normal((16, 4)) * 100.)
   ildj = coupling.inverse_log_det_jacobian(x, event_ndims=1).numpy()

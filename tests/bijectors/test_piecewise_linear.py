@@ -3,9 +3,9 @@
 Log-dets are checked against autodiff derivatives and the map against an
 independent NumPy reference (`np.interp` between the bin edges and the
 knots), always with the variables moved away from the identity. Tensors are
-rebuilt before each call (`_fresh`) so that a cache could not hand back a
-stored input and make a round trip pass trivially; the bijector has no cache,
-which `test_no_stale_values_when_a_tensor_is_reused` checks.
+rebuilt before each call (`fresh`) so that a cached pass could not hand back a
+stored input and make a round trip pass trivially; a cached pass is never
+stale, which `test_no_stale_values_when_a_tensor_is_reused` checks.
 """
 
 import numpy as np
@@ -13,16 +13,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowtest import fresh
 from tfp_realnvp.bijectors.piecewise_linear import PiecewiseLinear
 
 tfd = tfp.distributions
 
 # (num_bins, range_min, range_max, perturbation seed)
 CONFIGS = [(1, 0., 1., 0), (5, -2., 3., 1), (16, -4., 4., 2), (7, -1., 0.5, 3)]
-
-
-def _fresh(t):
-  return tf.constant(np.array(t, dtype=np.float32))
 
 
 def _perturb(bijector, seed, scale=0.5):
@@ -88,7 +85,7 @@ def bijector(request):
 
 
 def _autodiff_derivative(fn, x):
-  x = _fresh(x)
+  x = fresh(x)
   with tf.GradientTape() as tape:
     tape.watch(x)
     y = fn(x)
@@ -121,10 +118,10 @@ def test_variables_tracked_and_identity_at_init():
   np.testing.assert_allclose(b.knots().numpy(), np.linspace(-2., 2., 9),
                              atol=1e-6)
   x = np.linspace(-5., 5., 101).astype(np.float32)
-  np.testing.assert_allclose(b.forward(_fresh(x)).numpy(), x, atol=1e-6)
-  np.testing.assert_allclose(b.inverse(_fresh(x)).numpy(), x, atol=1e-6)
+  np.testing.assert_allclose(b.forward(fresh(x)).numpy(), x, atol=1e-6)
+  np.testing.assert_allclose(b.inverse(fresh(x)).numpy(), x, atol=1e-6)
   np.testing.assert_allclose(
-      b.forward_log_det_jacobian(_fresh(x), event_ndims=0).numpy(), 0.,
+      b.forward_log_det_jacobian(fresh(x), event_ndims=0).numpy(), 0.,
       atol=1e-6)
   assert b.forward_min_event_ndims == 0
   assert b.parameters['num_bins'] == 8
@@ -136,16 +133,16 @@ def test_variables_tracked_and_identity_at_init():
 def test_matches_numpy_reference(bijector):
   forward, inverse, ildj, edges, knots = _reference(bijector)
   x = _test_points(bijector)
-  np.testing.assert_allclose(bijector.inverse(_fresh(x)).numpy(), inverse(x),
+  np.testing.assert_allclose(bijector.inverse(fresh(x)).numpy(), inverse(x),
                              rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(
-      bijector.inverse_log_det_jacobian(_fresh(x), event_ndims=0).numpy(),
+      bijector.inverse_log_det_jacobian(fresh(x), event_ndims=0).numpy(),
       ildj(x), atol=1e-5)
   z = np.concatenate([inverse(x), knots]).astype(np.float32)
-  np.testing.assert_allclose(bijector.forward(_fresh(z)).numpy(), forward(z),
+  np.testing.assert_allclose(bijector.forward(fresh(z)).numpy(), forward(z),
                              rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(
-      bijector.forward_log_det_jacobian(_fresh(z[:len(x)]),
+      bijector.forward_log_det_jacobian(fresh(z[:len(x)]),
                                         event_ndims=0).numpy(),
       -ildj(x), atol=1e-5)
   np.testing.assert_allclose(bijector.knots().numpy(), knots, atol=1e-5)
@@ -160,7 +157,7 @@ def test_inverse_log_det_matches_autodiff(bijector):
   x = _test_points(bijector)
   dzdx = _autodiff_derivative(bijector.inverse, x)
   assert np.all(dzdx > 0)
-  ildj = bijector.inverse_log_det_jacobian(_fresh(x), event_ndims=0).numpy()
+  ildj = bijector.inverse_log_det_jacobian(fresh(x), event_ndims=0).numpy()
   np.testing.assert_allclose(ildj, np.log(dzdx), atol=1e-5)
   outside = (x < bijector.range_min) | (x > bijector.range_max)
   np.testing.assert_allclose(ildj[outside], 0., atol=1e-7)
@@ -172,24 +169,24 @@ def test_forward_log_det_matches_autodiff(bijector):
   z = inverse(x).astype(np.float32)
   dxdz = _autodiff_derivative(bijector.forward, z)
   assert np.all(dxdz > 0)
-  fldj = bijector.forward_log_det_jacobian(_fresh(z), event_ndims=0).numpy()
+  fldj = bijector.forward_log_det_jacobian(fresh(z), event_ndims=0).numpy()
   np.testing.assert_allclose(fldj, np.log(dxdz), atol=1e-5)
   np.testing.assert_allclose(fldj, -ildj(x), atol=1e-5)
 
 
 def test_round_trips_both_ways(bijector):
   x = _test_points(bijector)
-  z = bijector.inverse(_fresh(x)).numpy()
-  np.testing.assert_allclose(bijector.forward(_fresh(z)).numpy(), x,
+  z = bijector.inverse(fresh(x)).numpy()
+  np.testing.assert_allclose(bijector.forward(fresh(z)).numpy(), x,
                              rtol=1e-5, atol=1e-5)
   # Forward first, on a 2-D batch covering the knots' range and beyond.
   knots = bijector.knots().numpy()
   span = knots[-1] - knots[0]
   z = np.linspace(knots[0] - 2 * span, knots[-1] + 2 * span,
                   600).reshape(20, 30).astype(np.float32)
-  x = bijector.forward(_fresh(z)).numpy()
+  x = bijector.forward(fresh(z)).numpy()
   assert x.shape == (20, 30)
-  np.testing.assert_allclose(bijector.inverse(_fresh(x)).numpy(), z,
+  np.testing.assert_allclose(bijector.inverse(fresh(x)).numpy(), z,
                              rtol=1e-5, atol=1e-5)
 
 
@@ -197,11 +194,11 @@ def test_monotonic(bijector):
   lo, hi = bijector.range_min, bijector.range_max
   span = hi - lo
   t = np.linspace(lo - span, hi + span, 5001).astype(np.float32)
-  assert np.all(np.diff(bijector.forward(_fresh(t)).numpy()) > 0)
-  assert np.all(np.diff(bijector.inverse(_fresh(t)).numpy()) > 0)
+  assert np.all(np.diff(bijector.forward(fresh(t)).numpy()) > 0)
+  assert np.all(np.diff(bijector.inverse(fresh(t)).numpy()) > 0)
   knots = bijector.knots().numpy()
   t = np.linspace(knots[0] - 1., knots[-1] + 1., 5001).astype(np.float32)
-  assert np.all(np.diff(bijector.forward(_fresh(t)).numpy()) > 0)
+  assert np.all(np.diff(bijector.forward(fresh(t)).numpy()) > 0)
 
 
 def test_continuous_at_knots_and_range_ends(bijector):
@@ -211,17 +208,17 @@ def test_continuous_at_knots_and_range_ends(bijector):
   eps = 1e-3 * (bijector.range_max - bijector.range_min)
   # The data-side edges (range ends included) map onto the knots, and the
   # inverse does not jump across any of them: a jump would exceed the bound.
-  np.testing.assert_allclose(bijector.inverse(_fresh(edges)).numpy(), knots,
+  np.testing.assert_allclose(bijector.inverse(fresh(edges)).numpy(), knots,
                              rtol=1e-5, atol=1e-5)
-  left = bijector.inverse(_fresh(edges - eps)).numpy()
-  right = bijector.inverse(_fresh(edges + eps)).numpy()
+  left = bijector.inverse(fresh(edges - eps)).numpy()
+  right = bijector.inverse(fresh(edges + eps)).numpy()
   assert np.all(right > left)
   assert np.all(right - left <= 2 * eps * max(1., slopes.max()) * 1.001 + 1e-5)
   # Same for the forward around the knots.
-  np.testing.assert_allclose(bijector.forward(_fresh(knots)).numpy(), edges,
+  np.testing.assert_allclose(bijector.forward(fresh(knots)).numpy(), edges,
                              rtol=1e-5, atol=1e-5)
-  left = bijector.forward(_fresh(knots - eps)).numpy()
-  right = bijector.forward(_fresh(knots + eps)).numpy()
+  left = bijector.forward(fresh(knots - eps)).numpy()
+  right = bijector.forward(fresh(knots + eps)).numpy()
   assert np.all(right > left)
   assert np.all(right - left <= 2 * eps / min(1., slopes.min()) * 1.001 + 1e-5)
 
@@ -232,18 +229,18 @@ def test_consistent_after_repeated_perturbations():
     _perturb(b, seed=100 + seed, scale=0.8)
     _, inverse, ildj, _, _ = _reference(b)
     x = _test_points(b, seed=seed)
-    z = b.inverse(_fresh(x)).numpy()
+    z = b.inverse(fresh(x)).numpy()
     np.testing.assert_allclose(z, inverse(x), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(b.forward(_fresh(z)).numpy(), x, rtol=1e-5,
+    np.testing.assert_allclose(b.forward(fresh(z)).numpy(), x, rtol=1e-5,
                                atol=1e-5)
     np.testing.assert_allclose(
-        b.inverse_log_det_jacobian(_fresh(x), event_ndims=0).numpy(),
+        b.inverse_log_det_jacobian(fresh(x), event_ndims=0).numpy(),
         np.log(_autodiff_derivative(b.inverse, x)), atol=1e-5)
     np.testing.assert_allclose(
-        b.forward_log_det_jacobian(_fresh(z), event_ndims=0).numpy(),
+        b.forward_log_det_jacobian(fresh(z), event_ndims=0).numpy(),
         np.log(_autodiff_derivative(b.forward, z)), atol=1e-5)
     np.testing.assert_allclose(
-        b.inverse_log_det_jacobian(_fresh(x), event_ndims=0).numpy(),
+        b.inverse_log_det_jacobian(fresh(x), event_ndims=0).numpy(),
         ildj(x), atol=1e-5)
 
 
@@ -251,7 +248,7 @@ def test_log_dets_at_exact_knots_use_right_segment(bijector):
   knots = bijector.knots().numpy()
   edges = bijector.edges().numpy()
   log_slopes = bijector.log_widths.numpy() - np.log(edges[1] - edges[0])
-  fldj = bijector.forward_log_det_jacobian(_fresh(knots),
+  fldj = bijector.forward_log_det_jacobian(fresh(knots),
                                            event_ndims=0).numpy()
   np.testing.assert_allclose(fldj[:-1], -log_slopes, atol=1e-6)
   np.testing.assert_allclose(fldj[-1], -log_slopes[-1], atol=1e-6)
@@ -259,9 +256,9 @@ def test_log_dets_at_exact_knots_use_right_segment(bijector):
 
 def test_no_stale_values_when_a_tensor_is_reused(bijector):
   x = _test_points(bijector)
-  x_tensor = _fresh(x)
+  x_tensor = fresh(x)
   dist = tfd.TransformedDistribution(tfd.Normal(0., 1.), bijector)
-  z_tensor = _fresh(x)
+  z_tensor = fresh(x)
   with tf.GradientTape(persistent=True) as tape:
     lp = dist.log_prob(x_tensor)
     ildj = bijector.inverse_log_det_jacobian(x_tensor, event_ndims=0)
@@ -294,9 +291,9 @@ def test_graph_mode_matches_eager(bijector):
     return (bijector.forward(t), bijector.inverse(t),
             bijector.inverse_log_det_jacobian(t, event_ndims=0))
 
-  graph = both(_fresh(x))
-  eager = (bijector.forward(_fresh(x)), bijector.inverse(_fresh(x)),
-           bijector.inverse_log_det_jacobian(_fresh(x), event_ndims=0))
+  graph = both(fresh(x))
+  eager = (bijector.forward(fresh(x)), bijector.inverse(fresh(x)),
+           bijector.inverse_log_det_jacobian(fresh(x), event_ndims=0))
   for g, e in zip(graph, eager):
     np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-6, atol=1e-6)
 
@@ -305,20 +302,20 @@ def test_validate_args_rejects_non_finite():
   b = PiecewiseLinear(4, 0., 1., validate_args=True)
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match='forward: input contains NaN or Inf'):
-    b.forward(_fresh([0.5, np.nan]))
+    b.forward(fresh([0.5, np.nan]))
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match='inverse: input contains NaN or Inf'):
-    b.inverse(_fresh([np.inf]))
+    b.inverse(fresh([np.inf]))
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match='inverse_log_det_jacobian: input contains NaN'):
-    b.inverse_log_det_jacobian(_fresh([np.nan]), event_ndims=0)
+                     match='inverse: input contains NaN'):
+    b.inverse_log_det_jacobian(fresh([np.nan]), event_ndims=0)
   b.log_widths.assign([0., np.nan, 0., 0.])
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match='log_widths contains NaN or Inf'):
-    b.forward(_fresh([0.5]))
+    b.forward(fresh([0.5]))
   # Without validation, NaN propagates instead of raising.
   b = PiecewiseLinear(4, 0., 1.)
-  out = b.forward(_fresh([np.nan, 0.5])).numpy()
+  out = b.forward(fresh([np.nan, 0.5])).numpy()
   assert np.isnan(out[0]) and out[1] == pytest.approx(0.5)
 
 
@@ -329,7 +326,7 @@ def test_log_prob_identity_at_init():
   dist = tfd.TransformedDistribution(
       tfd.Normal(0., 1.), PiecewiseLinear(10, -3., 3.))
   x = np.linspace(-6., 6., 241).astype(np.float32)
-  np.testing.assert_allclose(dist.log_prob(_fresh(x)).numpy(),
+  np.testing.assert_allclose(dist.log_prob(fresh(x)).numpy(),
                              tfd.Normal(0., 1.).log_prob(x).numpy(),
                              atol=1e-5)
 
@@ -340,7 +337,7 @@ def test_log_prob_closed_form(bijector):
   x = _test_points(bijector)
   z = inverse(x)
   expected = -0.5 * z ** 2 - 0.5 * np.log(2 * np.pi) + ildj(x)
-  np.testing.assert_allclose(dist.log_prob(_fresh(x)).numpy(), expected,
+  np.testing.assert_allclose(dist.log_prob(fresh(x)).numpy(), expected,
                              rtol=1e-5, atol=1e-4)
   samples = dist.sample(100, seed=(1, 2)).numpy()
   assert samples.shape == (100,) and np.all(np.isfinite(samples))

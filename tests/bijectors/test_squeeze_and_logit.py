@@ -1,10 +1,10 @@
-"""Squeeze layout and errors; LogitTransform's math, clipping and errors."""
+"""Squeeze layout and errors; LogitTransform's math, exactness and errors."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import fresh
+from flowtest import fresh
 from tfp_realnvp.bijectors import LogitTransform
 from tfp_realnvp.bijectors import Squeeze
 
@@ -35,8 +35,11 @@ def test_squeeze_errors_name_the_problem():
     Squeeze((5, 4, 1))
   with pytest.raises(ValueError, match=r'image event \(H, W, C\)'):
     Squeeze((4, 4))
-  with pytest.raises(ValueError, match=r'expected events of shape \(4, 4, 1\)'):
+  with pytest.raises(ValueError, match=r'expected data of shape \(\.\.\., 4, 4, 1\), got '
+                                       r'\(2, 4, 6, 1\)'):
     Squeeze((4, 4, 1)).inverse(tf.zeros((2, 4, 6, 1)))
+  with pytest.raises(ValueError, match=r'expected latents of shape \(\.\.\., 2, 2, 4\)'):
+    Squeeze((4, 4, 1)).forward(tf.zeros((2, 4, 4, 1)))
 
 
 def test_logit_matches_the_formula():
@@ -50,24 +53,29 @@ def test_logit_matches_the_formula():
       np.sum(np.log(0.9 / (p * (1 - p))), -1), rtol=1e-5)
 
 
-def test_logit_forward_clips_samples_to_pixels():
+def test_logit_forward_is_exact_on_its_whole_domain():
+  """No clipping: logits far out map just outside [0, 1], and back."""
   logit = LogitTransform(event_ndims=1)
-  y = tf.constant([[-10., -2., 0., 2., 10.]])
+  low, high = logit.support
+  np.testing.assert_allclose([low, high], [-0.05 / 0.9, 1 + 0.05 / 0.9])
+  y = tf.constant([[-6., -3.5, 0., 3.5, 6.]])
   x = logit.forward(y).numpy()
-  assert x.min() == 0. and x.max() == 1.
-  inside = tf.constant([[-2.9, 0.3, 2.9]])
-  np.testing.assert_allclose(
-      logit.inverse(fresh(logit.forward(inside))).numpy(), inside.numpy(),
-      atol=1e-5)
+  assert x.min() < 0. and x.max() > 1.
+  assert x.min() > low and x.max() < high
+  np.testing.assert_allclose(logit.inverse(fresh(x)).numpy(), y.numpy(), atol=1e-4)
+  fldj = logit.forward_log_det_jacobian(y, event_ndims=1).numpy()
+  sig = 1. / (1. + np.exp(-y.numpy()))
+  np.testing.assert_allclose(fldj, np.sum(np.log(sig * (1 - sig) / 0.9), -1), rtol=1e-5)
 
 
 @pytest.mark.parametrize('value,message', [
-    (1.5, 'found a value above 1'), (-0.1, 'found a value below 0'),
-    (np.nan, 'NaN or Inf')])
+    (1.5, 'found a pixel value above 1.056'), (-0.1, 'found a pixel value below -0.05556'),
+    (255., r'pixels must be in \[0, 1\]'), (np.nan, 'NaN or Inf')])
 def test_logit_validation_errors(value, message):
   logit = LogitTransform(event_ndims=1, validate_args=True)
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
     logit.inverse(tf.constant([[0.5, value]]))
+  logit.inverse(tf.constant([[0., 1., 1.03]]))   # inside the support: no error
 
 
 def test_logit_bad_alpha():

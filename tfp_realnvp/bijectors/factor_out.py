@@ -2,8 +2,7 @@
 
 import tensorflow as tf
 
-from tfp_realnvp.bijectors.composition import forward_and_log_det
-from tfp_realnvp.bijectors.composition import inverse_and_log_det
+from tfp_realnvp.bijectors.flow_bijector import as_flow_bijector
 from tfp_realnvp.bijectors.flow_bijector import FlowBijector
 
 __all__ = ['FactorOut']
@@ -39,6 +38,7 @@ class FactorOut(FlowBijector):
   #### References
   [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation
        using Real NVP. ICLR 2017, sec. 3.6 and figure 4(b).
+       https://arxiv.org/abs/1605.08803
   """
 
   def __init__(self, bijector, event_shape, num_factored_channels=None,
@@ -53,7 +53,7 @@ class FactorOut(FlowBijector):
           f'num_factored_channels must be in [1, {channels - 1}] for '
           f'{channels} channels, got {num_factored_channels}.')
     with tf.name_scope(name) as name:
-      self._bijector = bijector
+      self._bijector = as_flow_bijector(bijector, len(event_shape))
       self._event_shape_tuple = event_shape
       self._num_factored = int(num_factored_channels)
       super().__init__(
@@ -73,25 +73,27 @@ class FactorOut(FlowBijector):
 
   @property
   def l2_regularized_variables(self):
-    return tuple(getattr(self._bijector, 'l2_regularized_variables', ()))
+    return self._bijector.l2_regularized_variables
 
-  @classmethod
-  def _parameter_properties(cls, dtype):
-    return dict()
+  @property
+  def _data_event_shape(self):
+    return self._event_shape_tuple
+
+  @property
+  def _latent_event_shape(self):
+    return self._event_shape_tuple
 
   def _split(self, x):
     channels = self._event_shape_tuple[-1]
     return tf.split(x, [self._num_factored, channels - self._num_factored],
                     axis=-1)
 
-  def _inverse_and_log_det(self, x, training=False):
+  def _inverse_and_log_det(self, x, **kwargs):
     factored, rest = self._split(x)
-    rest, ildj = inverse_and_log_det(self._bijector, rest,
-                                     len(self._event_shape_tuple), training)
+    rest, ildj = self._bijector._call_pass('inverse', rest, kwargs)  # pylint: disable=protected-access
     return tf.concat([factored, rest], axis=-1), ildj
 
-  def _forward_and_log_det(self, z, training=False):
+  def _forward_and_log_det(self, z, **kwargs):
     factored, rest = self._split(z)
-    rest, fldj = forward_and_log_det(self._bijector, rest,
-                                     len(self._event_shape_tuple), training)
+    rest, fldj = self._bijector._call_pass('forward', rest, kwargs)  # pylint: disable=protected-access
     return tf.concat([factored, rest], axis=-1), fldj

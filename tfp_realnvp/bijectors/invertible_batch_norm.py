@@ -22,7 +22,7 @@ class InvertibleBatchNorm(FlowBijector):
   where `N` is the number of positions that share a channel's statistics:
   `H * W` for an image event `(H, W, C)`, 1 for a vector event `(D,)`. Every
   element of the event is rescaled, so every element counts in the log-det
-  (TFP issue #238 is what happens when only C terms are counted).
+  (counting only C terms is the classic slip, [3]).
 
   Statistics (paper, appendix E). In inference mode (the default) `m` and `v`
   are the running averages: the map is a fixed affine bijection, exactly
@@ -43,6 +43,10 @@ class InvertibleBatchNorm(FlowBijector):
   `forward` always uses the running averages (there is no batch of data to
   measure in the sampling direction).
 
+  The running averages only absorb batches that can be measured: a batch of zero events, or
+  one whose moments are not finite, leaves them as they were (and a training-mode call on a
+  non-finite input is refused before any statistic is touched, see `FlowBijector`).
+
   Choices: `momentum=0.95`, `epsilon=1e-4`, biased batch variance, running
   mean 0 and variance 1 at the start, `log_gamma = beta = 0` at the start.
 
@@ -58,7 +62,11 @@ class InvertibleBatchNorm(FlowBijector):
   [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation
        using Real NVP. ICLR 2017, sec. 3.7 and appendix E.
        https://arxiv.org/abs/1605.08803
-  [2]: Sergey Ioffe, Christian Szegedy. Batch Normalization. ICML 2015.
+  [2]: Sergey Ioffe, Christian Szegedy. Batch Normalization: Accelerating Deep Network
+       Training by Reducing Internal Covariate Shift. ICML 2015.
+       https://arxiv.org/abs/1502.03167
+  [3]: TensorFlow Probability issue #238, the log-det of a batch norm over images.
+       https://github.com/tensorflow/probability/issues/238
   """
 
   def __init__(self, event_shape, momentum=0.95, epsilon=1e-4,
@@ -129,12 +137,8 @@ class InvertibleBatchNorm(FlowBijector):
   def momentum(self):
     return self._momentum
 
-  @classmethod
-  def _parameter_properties(cls, dtype):
-    return dict()
-
   def _global_moments(self, x):
-    """Per-channel mean and biased variance of `x` over the global batch."""
+    """Per-channel mean, biased variance and count of `x` over the global batch."""
     axes = list(range(x.shape.rank - 1))
     # Centre on the running mean before summing: fewer cancellation errors.
     centred = x - tf.stop_gradient(self._moving_mean)
@@ -145,43 +149,53 @@ class InvertibleBatchNorm(FlowBijector):
     if context is not None and context.num_replicas_in_sync > 1:
       sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
     sum_centred, sum_squares, count = sums
-    mean_centred = sum_centred / count
-    variance = tf.maximum(sum_squares / count - tf.square(mean_centred), 0.)
-    return mean_centred + tf.stop_gradient(self._moving_mean), variance
+    safe_count = tf.maximum(count, 1.)   # an empty batch: zero moments, not NaN
+    mean_centred = sum_centred / safe_count
+    variance = tf.maximum(sum_squares / safe_count - tf.square(mean_centred), 0.)
+    return mean_centred + tf.stop_gradient(self._moving_mean), variance, count
 
   def _statistics(self, x, training):
     if not training:
       return (tf.convert_to_tensor(self._moving_mean),
               tf.convert_to_tensor(self._moving_variance))
-    batch_mean, batch_variance = self._global_moments(x)
+    batch_mean, batch_variance, count = self._global_moments(x)
     rho = self._momentum
     mean = rho * tf.stop_gradient(self._moving_mean) + (1. - rho) * batch_mean
     variance = (rho * tf.stop_gradient(self._moving_variance)
                 + (1. - rho) * batch_variance)
-    self._moving_mean.assign(tf.stop_gradient(mean))
-    self._moving_variance.assign(tf.stop_gradient(variance))
+    measurable = tf.logical_and(
+        count > 0.,
+        tf.reduce_all(tf.math.is_finite(mean)) & tf.reduce_all(tf.math.is_finite(variance)))
+    self._moving_mean.assign(
+        tf.where(measurable, tf.stop_gradient(mean), self._moving_mean))
+    self._moving_variance.assign(
+        tf.where(measurable, tf.stop_gradient(variance), self._moving_variance))
     return mean, variance
 
   def _log_det(self, variance):
     per_channel = self._log_gamma - 0.5 * tf.math.log(variance + self._epsilon)
     return self._positions_per_channel * tf.reduce_sum(per_channel)
 
-  def _batch_shape_of(self, x):
-    return tf.shape(x)[:tf.rank(x) - len(self._event_shape_tuple)]
+  @property
+  def _data_event_shape(self):
+    return self._event_shape_tuple
 
-  def _inverse_and_log_det(self, x, training=False):
-    x = self._maybe_assert_finite(x)
+  @property
+  def _latent_event_shape(self):
+    return self._event_shape_tuple
+
+  def _inverse_and_log_det(self, x, training=False, **kwargs):
+    del kwargs
     mean, variance = self._statistics(x, training)
     y = ((x - mean) * tf.math.rsqrt(variance + self._epsilon)
          * tf.exp(self._log_gamma) + self._beta)
-    ildj = tf.fill(self._batch_shape_of(x), self._log_det(variance))
+    ildj = tf.fill(tf.shape(x)[:1], self._log_det(variance))
     return y, ildj
 
-  def _forward_and_log_det(self, y, training=False):
-    del training  # The sampling direction always uses the running averages.
-    y = self._maybe_assert_finite(y)
+  def _forward_and_log_det(self, y, training=False, **kwargs):
+    del training, kwargs  # The sampling direction always uses the running averages.
     mean, variance = self._statistics(y, training=False)
     x = ((y - self._beta) * tf.exp(-self._log_gamma)
          * tf.sqrt(variance + self._epsilon) + mean)
-    fldj = tf.fill(self._batch_shape_of(y), -self._log_det(variance))
+    fldj = tf.fill(tf.shape(y)[:1], -self._log_det(variance))
     return x, fldj

@@ -4,35 +4,13 @@ import math
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import cache_util
 
-tfb = tfp.bijectors
+from tfp_realnvp.bijectors.flow_bijector import FlowBijector
 
 __all__ = ['PiecewiseLinear']
 
 
-class _NoCache(cache_util.BijectorCache):
-  """A bijector cache that never reuses a result.
-
-  TFP's default cache keeps `inverse_log_det_jacobian(y)` for as long as the
-  tensor `y` lives. In an eager training loop that feeds the same data tensor
-  at every step, `log_prob` would then reuse the log-det computed with the
-  variables of the first step: stale values, and no gradient for the log-det
-  term. (TFP's own `tfb.Scale(tf.Variable(...))` behaves the same way.) This
-  bijector is cheap to evaluate, so it simply recomputes.
-  """
-
-  def _lookup(self, input, forward_name, inverse_name, **kwargs):  # pylint: disable=redefined-builtin
-    del inverse_name
-    return self._invoke(input, forward_name, kwargs, {})
-
-  def _attributes(self, input, fn_name, **kwargs):  # pylint: disable=redefined-builtin
-    del input, fn_name, kwargs
-    return {}
-
-
-class PiecewiseLinear(tfb.Bijector):
+class PiecewiseLinear(FlowBijector):
   """Increasing piecewise-linear flow with learned knots, identity outside.
 
   The one-dimensional normalizing flow of Fleuret's lecture 10.3: an
@@ -49,8 +27,8 @@ class PiecewiseLinear(tfb.Bijector):
   log_prob(x) = base.log_prob(inverse(x)) + inverse_log_det_jacobian(x).
   ```
 
-  The seed's `f` (data to latent, trained so that `f(X) ~ N(0, 1)`) is this
-  bijector's `inverse`. So, as in the seed, the equal bins lie on the *data*
+  The lecture's `f` (data to latent, trained so that `f(X) ~ N(0, 1)`) is this
+  bijector's `inverse`. So, as in the lecture, the equal bins lie on the *data*
   side: `[range_min, range_max]` is a range of `x`, split into `Q = num_bins`
   bins of width `w = (range_max - range_min) / Q` with edges
   `x_k = range_min + k w`, `k = 0..Q`, and the learned knots are the latent
@@ -66,7 +44,7 @@ class PiecewiseLinear(tfb.Bijector):
   `alpha = range_min` and `xi_k = log w`, so `v_k = x_k` and the bijector is
   the identity.
 
-  Inverse, the seed's `f` (bin `k` is the one with `x_{k-1} <= x < x_k`):
+  Inverse, the lecture's `f` (bin `k` is the one with `x_{k-1} <= x < x_k`):
 
   ```none
   inverse(x) = v_0 + (x - x_0)                    if x < range_min
@@ -98,14 +76,14 @@ class PiecewiseLinear(tfb.Bijector):
   variables, so the negative log-likelihood is a smooth function of `alpha`
   and `xi` and its gradient is exact. (With fixed bins on the latent side, a
   data point would jump between segments as the knots move; autodiff misses
-  those jumps and maximum likelihood stalls.) Unlike the seed, which clamps
-  its input to the range (constant outside, so not invertible) and uses
+  those jumps and maximum likelihood stalls.) Unlike the lecture's version, which
+  clamps its input to the range (constant outside, so not invertible) and uses
   `Q + 1` log-widths whose first is a second shift, the first knot here is
   `alpha` itself and the map has slope 1 outside its range.
 
-  Results are never cached (TFP caches by input tensor, which would hand back
-  values computed with earlier values of the variables when an eager training
-  loop reuses one data tensor); the map is cheap, so it is recomputed.
+  Values and log-dets follow `FlowBijector`'s cache contract (never stale after a
+  variable update). Like every bijector of the package it accepts the keyword
+  `training`, and ignores it: it has no batch statistics.
 
   With `validate_args=True`, every method checks at run time that its input
   and the variables are finite (`InvalidArgumentError` naming the problem).
@@ -130,8 +108,7 @@ class PiecewiseLinear(tfb.Bijector):
   ```python
   import keras
   import tensorflow as tf
-  import tensorflow_probability as tfp
-  from tfp_realnvp.bijectors import PiecewiseLinear
+    from tfp_realnvp.bijectors import PiecewiseLinear
   tfd = tfp.distributions
 
   flow = PiecewiseLinear(num_bins=32, range_min=-4., range_max=4.)
@@ -149,7 +126,7 @@ class PiecewiseLinear(tfb.Bijector):
   for _ in range(300):
     train_step(data)                 # data: float32 tensor of shape [N]
   samples = dist.sample(1000)       # forward of N(0, 1) draws
-  latent = flow.inverse(data)       # the seed's f(x), ~ N(0, 1) once fitted
+  latent = flow.inverse(data)       # the lecture's f(x), ~ N(0, 1) once fitted
   ```
 
   #### References
@@ -160,8 +137,6 @@ class PiecewiseLinear(tfb.Bijector):
        using Real NVP. ICLR 2017. (Context: the coupling flows of this
        package; this bijector is the 1-D warm-up of [1].)
   """
-
-  _cache = _NoCache()
 
   def __init__(self, num_bins, range_min, range_max, validate_args=False,
                name='piecewise_linear'):
@@ -198,7 +173,6 @@ class PiecewiseLinear(tfb.Bijector):
           forward_min_event_ndims=0,
           validate_args=validate_args,
           parameters=parameters,
-          dtype=tf.float32,
           name=name)
 
   # -- properties --------------------------------------------------------------
@@ -238,10 +212,6 @@ class PiecewiseLinear(tfb.Bijector):
          for k in range(self._num_bins)] + [self._range_max], tf.float32)
 
   @classmethod
-  def _parameter_properties(cls, dtype):
-    return dict()
-
-  @classmethod
   def _is_increasing(cls, **kwargs):
     return True
 
@@ -262,49 +232,33 @@ class PiecewiseLinear(tfb.Bijector):
     return k, z < knots[0], z > knots[-1]
 
   def _log_slope(self, k):
-    return tf.gather(self._log_widths, k) - self._log_bin_width
+    # Gather from a tensor, not the variable: `tf.vectorized_map` has no rule for
+    # ResourceGather.
+    return tf.gather(tf.convert_to_tensor(self._log_widths), k) - self._log_bin_width
 
-  def _forward(self, z):
-    z = self._maybe_assert_finite(z, 'forward')
+  def _forward_and_log_det(self, z, **kwargs):
+    del kwargs
     knots = self.knots()
     k, below, above = self._latent_segment(z, knots)
+    log_slope = self._log_slope(k)
     left_edge = self._range_min + tf.cast(k, z.dtype) * self._bin_width
-    inside = left_edge + (z - tf.gather(knots, k)) * tf.exp(
-        -self._log_slope(k))
-    return tf.where(below, self._range_min + (z - knots[0]),
-                    tf.where(above, self._range_max + (z - knots[-1]),
-                             inside))
+    inside = left_edge + (z - tf.gather(knots, k)) * tf.exp(-log_slope)
+    x = tf.where(below, self._range_min + (z - knots[0]),
+                 tf.where(above, self._range_max + (z - knots[-1]), inside))
+    return x, tf.where(below | above, tf.zeros_like(log_slope), -log_slope)
 
-  def _inverse(self, x):
-    x = self._maybe_assert_finite(x, 'inverse')
+  def _inverse_and_log_det(self, x, **kwargs):
+    del kwargs
     knots = self.knots()
     k, below, above = self._data_segment(x)
+    log_slope = self._log_slope(k)
     left_edge = self._range_min + tf.cast(k, x.dtype) * self._bin_width
-    inside = tf.gather(knots, k) + tf.exp(self._log_slope(k)) * (
-        x - left_edge)
-    return tf.where(below, knots[0] + (x - self._range_min),
-                    tf.where(above, knots[-1] + (x - self._range_max),
-                             inside))
-
-  def _forward_log_det_jacobian(self, z):
-    z = self._maybe_assert_finite(z, 'forward_log_det_jacobian')
-    k, below, above = self._latent_segment(z, self.knots())
-    log_slope = self._log_slope(k)
-    return tf.where(below | above, tf.zeros_like(log_slope), -log_slope)
-
-  def _inverse_log_det_jacobian(self, x):
-    x = self._maybe_assert_finite(x, 'inverse_log_det_jacobian')
-    k, below, above = self._data_segment(x)
-    log_slope = self._log_slope(k)
-    return tf.where(below | above, tf.zeros_like(log_slope), log_slope)
+    inside = tf.gather(knots, k) + tf.exp(log_slope) * (x - left_edge)
+    z = tf.where(below, knots[0] + (x - self._range_min),
+                 tf.where(above, knots[-1] + (x - self._range_max), inside))
+    return z, tf.where(below | above, tf.zeros_like(log_slope), log_slope)
 
   # -- checks ------------------------------------------------------------------
-  def _maybe_assert_finite(self, t, method):
-    if not self.validate_args:
-      return t
-    return tf.debugging.assert_all_finite(
-        t, f'{self.name}.{method}: input contains NaN or Inf')
-
   def _parameter_control_dependencies(self, is_init):
     if is_init or not self.validate_args:
       return []

@@ -21,10 +21,13 @@ class Squeeze(FlowBijector):
   log_det_jacobian = 0           (a permutation of the entries)
   ```
 
+  The batch dimensions (any number, none included) are kept; the event part of an input's
+  shape is checked against `(H, W, C)` (inverse) or `(H/2, W/2, 4C)` (forward), statically,
+  with a `ValueError` naming both.
+
   Args:
     event_shape: the unsqueezed image event `(H, W, C)`; H and W must be even.
-    validate_args: unused beyond TFP's own checks (the shape is checked
-      statically).
+    validate_args: check inputs are finite at run time.
     name: name of the bijector.
 
   Raises:
@@ -40,6 +43,7 @@ class Squeeze(FlowBijector):
   #### References
   [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation
        using Real NVP. ICLR 2017, sec. 3.6 and figure 3.
+       https://arxiv.org/abs/1605.08803
   """
 
   def __init__(self, event_shape, validate_args=False, name='squeeze'):
@@ -74,49 +78,22 @@ class Squeeze(FlowBijector):
     """The squeezed event `(H/2, W/2, 4C)`."""
     return self._latent_shape
 
-  @classmethod
-  def _parameter_properties(cls, dtype):
-    return dict()
+  @property
+  def _data_event_shape(self):
+    return self._data_shape
 
-  @staticmethod
-  def _apply_to_events(fn, x):
-    # tf.nn.*_to_depth want rank-4 input: fold every batch axis into one.
-    shape = tf.shape(x)
-    batch_shape = shape[:-3]
-    flat = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
-    out = fn(flat, 2)
-    return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
+  @property
+  def _latent_event_shape(self):
+    return self._latent_shape
 
-  def _inverse_and_log_det(self, x, training=False):
-    del training
-    _check_event_shape(x, self._data_shape, self.name)
-    y = self._apply_to_events(tf.nn.space_to_depth, x)
-    return y, tf.zeros(tf.shape(x)[:-3], x.dtype)
+  @property
+  def _is_permutation(self):
+    return True
 
-  def _forward_and_log_det(self, y, training=False):
-    del training
-    _check_event_shape(y, self._latent_shape, self.name)
-    x = self._apply_to_events(tf.nn.depth_to_space, y)
-    return x, tf.zeros(tf.shape(y)[:-3], y.dtype)
+  def _inverse_and_log_det(self, x, **kwargs):
+    del kwargs
+    return tf.nn.space_to_depth(x, 2), tf.zeros(tf.shape(x)[:1], x.dtype)
 
-  def _forward_event_shape(self, input_shape):
-    return tf.TensorShape(self._data_shape)
-
-  def _inverse_event_shape(self, output_shape):
-    return tf.TensorShape(self._latent_shape)
-
-  def _forward_event_shape_tensor(self, input_shape):
-    return tf.constant(self._data_shape, tf.int32)
-
-  def _inverse_event_shape_tensor(self, output_shape):
-    return tf.constant(self._latent_shape, tf.int32)
-
-
-def _check_event_shape(x, expected, name):
-  actual = tuple(x.shape[-len(expected):]) if x.shape.rank is not None else None
-  if actual is None:
-    return
-  if x.shape.rank < len(expected) or any(
-      a is not None and a != e for a, e in zip(actual, expected)):
-    raise ValueError(f'{name}: expected events of shape {tuple(expected)}, got '
-                     f'an input of shape {tuple(x.shape)}.')
+  def _forward_and_log_det(self, y, **kwargs):
+    del kwargs
+    return tf.nn.depth_to_space(y, 2), tf.zeros(tf.shape(y)[:1], y.dtype)

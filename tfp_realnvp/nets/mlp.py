@@ -16,7 +16,8 @@ def mlp_shift_and_log_scale(input_dim, output_dim, hidden_units=(256, 256),
   ```
 
   Args:
-    input_dim: size of the conditioning input.
+    input_dim: size of the conditioning input, an int or a 1-tuple `(D_in,)` (the input
+      shape a coupling passes to its network factory).
     output_dim: size of the transformed part; the network emits twice as many.
     hidden_units: widths of the hidden layers.
     activation: Keras activation of the hidden layers.
@@ -27,6 +28,8 @@ def mlp_shift_and_log_scale(input_dim, output_dim, hidden_units=(256, 256),
     A built `keras.Model` mapping `(batch, input_dim)` to
     `(batch, 2 * output_dim)`.
   """
+  if isinstance(input_dim, (tuple, list)):
+    (input_dim,) = input_dim
   inputs = keras.Input(shape=(int(input_dim),), name=f'{name}_input')
   h = inputs
   for i, units in enumerate(hidden_units):
