@@ -56,6 +56,8 @@ DEFAULT_OOD_SETS = ('digits', 'noise', 'constant', 'vflip', 'mnist', 'kmnist')
 # Default of --background-steps when the run's step count is larger or unknown.
 MAX_DEFAULT_BACKGROUND_STEPS = 2000
 REQUIRED_CONFIG_KEYS = ('dataset', 'image_shape', 'num_levels')
+# Keys of score_all's tables besides the OOD sets' names.
+_RESERVED_NAMES = ('in', 'reference')
 ARCHITECTURE_KEYS = ('num_scales', 'hidden_channels', 'num_res_blocks')
 METHOD_DESCRIPTIONS = {
     'bits_per_dim': 'bits/dim, (-log p(x)/D + log L)/log 2 (raw likelihood)',
@@ -165,8 +167,10 @@ def read_run(run_dir):
       config = json.load(f)
   except (OSError, ValueError) as err:
     raise UsageError(f'{config_path} is not readable JSON: {_first_line(err)}') from err
+  if not isinstance(config, dict):
+    raise UsageError(f'{config_path} holds no JSON object')
   missing = [key for key in REQUIRED_CONFIG_KEYS if key not in config]
-  if not isinstance(config, dict) or missing:
+  if missing:
     raise UsageError(f'{config_path} lacks the keys {missing}')
   saved_model = os.path.join(run_dir, 'saved_model')
   if not os.path.isfile(os.path.join(saved_model, 'saved_model.pb')):
@@ -250,7 +254,7 @@ def build_ood_sets(args, config, test_images, log):
     sets[name] = (images, source)
   for path in args.ood_data_dir:
     name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or path
-    if name in sets:
+    if name in sets or name in _RESERVED_NAMES:
       name = path
     try:
       images = datasets.local_images(path, shape, levels, max_examples=count)

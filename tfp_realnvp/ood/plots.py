@@ -51,7 +51,8 @@ def bits_per_dim_histograms(in_bits_per_dim, ood_bits_per_dim, in_name='in-distr
     ood_bits_per_dim: `dict` from OOD set name to its 1-D array of bits/dim.
     in_name: label of the in-distribution set.
     path: optional PNG path.
-    bins: number of bins per panel (shared by the two histograms of a panel).
+    bins: number of bins per panel, shared by its two histograms and spanning
+      the 0.5 to 99.5 percentiles of their values (the rest is not drawn).
 
   Returns:
     The `matplotlib.figure.Figure`.
@@ -63,7 +64,8 @@ def bits_per_dim_histograms(in_bits_per_dim, ood_bits_per_dim, in_name='in-distr
   for ax, (name, values) in zip(axes, ood_bits_per_dim.items()):
     values = _finite(values)
     both = np.concatenate([in_values, values])
-    edges = np.linspace(both.min(), both.max(), bins + 1) if both.size else bins
+    low, high = np.percentile(both, [0.5, 99.5]) if both.size else (0., 1.)
+    edges = np.linspace(low, max(high, low + 1e-3), bins + 1)
     ax.hist(in_values, bins=edges, density=True, alpha=0.5, color=_IN_COLOR, label=in_name)
     ax.hist(values, bins=edges, density=True, alpha=0.5, color=_OOD_COLOR, label=name)
     ax.set_xlabel('bits/dim')
