@@ -10,9 +10,12 @@ Writes `ood.json`, `ood.md`, `bits_per_dim_histograms.png` and `roc_curves.png`;
 the job itself is `tfp_realnvp.cli.detect_ood`.
 """
 
+import os
 import sys
 
-from tfp_realnvp.cli.detect_ood import main
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from tfp_realnvp.cli.detect_ood import main  # pylint: disable=g-import-not-at-top
 
 if __name__ == '__main__':
   sys.exit(main())

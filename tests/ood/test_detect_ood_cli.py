@@ -107,8 +107,8 @@ def test_report_metrics_match_an_independent_computation(tiny_run, detected):
                                             abs=1e-6)
     assert record['aupr'] == pytest.approx(
         sk_metrics.average_precision_score(labels, scores), abs=1e-6)
-  # Five steps are enough to give noise far lower likelihood than clothes.
-  assert records[('noise', 'bits_per_dim')]['auroc'] > 0.9
+  # Five steps are enough to give noise lower likelihood than clothes (0.96 here).
+  assert records[('noise', 'bits_per_dim')]['auroc'] > 0.8
 
 
 def test_background_model_reuse_skips_and_local_sets(tiny_run, detected, tmp_path,
