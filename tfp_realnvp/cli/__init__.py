@@ -1,0 +1,1 @@
+"""Command-line jobs of tfp_realnvp: each module has `main(argv=None) -> int`."""
