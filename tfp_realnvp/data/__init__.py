@@ -3,7 +3,7 @@
 Modules: `sources` (`load_images`: tensorflow-datasets names, Debian's Fashion-MNIST,
 scikit-learn's digits, `.npz` files), `idx` (MNIST's IDX files), `image_folder` (folders of
 PNG/JPEG files, class subfolders as labels), `image_data` (`ImageData`), `resize`,
-`dequantize`, `pipeline` (`image_pipeline`) and `toy` (2-D densities).
+`dequantization`, `pipeline` (`image_pipeline`) and `toy` (2-D densities).
 
 ```python
 from tfp_realnvp import data
@@ -15,8 +15,8 @@ points = data.make_toy_2d('moons', 10_000, seed=0)
 ```
 """
 
-from tfp_realnvp.data.dequantize import dequantize
-from tfp_realnvp.data.dequantize import dequantize_tf
+from tfp_realnvp.data.dequantization import dequantize
+from tfp_realnvp.data.dequantization import dequantize_tf
 from tfp_realnvp.data.idx import read_idx
 from tfp_realnvp.data.image_data import ImageData
 from tfp_realnvp.data.pipeline import image_pipeline

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfp_realnvp.data import _batching
 from tfp_realnvp.data import _checks
-from tfp_realnvp.data.dequantize import dequantize_tf
+from tfp_realnvp.data.dequantization import dequantize_tf
 
 __all__ = ['image_pipeline']
 

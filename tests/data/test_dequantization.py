@@ -1,4 +1,4 @@
-"""Tests of tfp_realnvp/data/dequantize.py."""
+"""Tests of tfp_realnvp/data/dequantization.py."""
 
 import numpy as np
 import pytest
