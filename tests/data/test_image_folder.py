@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from data_testlib import write_image
 
 from tfp_realnvp.data import image_folder
 from tfp_realnvp.data import load_images
@@ -14,7 +15,7 @@ def numbered_image(number, shape=(6, 5, 1)):
   return image
 
 
-def class_folder(root, write_image, counts, shape=(6, 5, 1)):
+def class_folder(root, counts, shape=(6, 5, 1)):
   """Class subfolders holding `counts[name]` numbered PNGs each; returns {number: class}."""
   classes, number = {}, 0
   for name, count in counts.items():
@@ -25,8 +26,8 @@ def class_folder(root, write_image, counts, shape=(6, 5, 1)):
   return classes
 
 
-def test_class_subfolders_give_labels_and_a_stratified_split(tmp_path, write_image):
-  classes = class_folder(tmp_path, write_image, {'dog': 8, 'cat': 20})
+def test_class_subfolders_give_labels_and_a_stratified_split(tmp_path):
+  classes = class_folder(tmp_path, {'dog': 8, 'cat': 20})
   data = load_images(data_dir=tmp_path, test_fraction=0.25, split_seed=3)
   assert data.class_names == ('cat', 'dog') and data.num_classes == 2
   assert data.name == tmp_path.name and data.source == str(tmp_path)
@@ -48,8 +49,8 @@ def test_class_subfolders_give_labels_and_a_stratified_split(tmp_path, write_ima
   assert set(other.test[:, 0, 0, 0]) != set(data.test[:, 0, 0, 0])
 
 
-def test_the_default_split_holds_out_a_tenth(tmp_path, write_image):
-  class_folder(tmp_path, write_image, {'a': 10, 'b': 20})
+def test_the_default_split_holds_out_a_tenth(tmp_path):
+  class_folder(tmp_path, {'a': 10, 'b': 20})
   data = load_images(data_dir=tmp_path)
   assert image_folder.DEFAULT_TEST_FRACTION == 0.1 and image_folder.DEFAULT_SPLIT_SEED == 0
   np.testing.assert_array_equal(np.bincount(data.test_labels), [1, 2])
@@ -57,7 +58,7 @@ def test_the_default_split_holds_out_a_tenth(tmp_path, write_image):
   np.testing.assert_array_equal(same.test, data.test)
 
 
-def test_images_without_subfolders_have_no_labels(tmp_path, write_image):
+def test_images_without_subfolders_have_no_labels(tmp_path):
   for number in range(5):
     write_image(tmp_path / f'{number}.png', numbered_image(number, (4, 4, 3)))
   (tmp_path / 'README.txt').write_text('other files are skipped')
@@ -67,7 +68,7 @@ def test_images_without_subfolders_have_no_labels(tmp_path, write_image):
   assert sorted(np.concatenate([data.train, data.test])[:, 0, 0, 0]) == list(range(5))
 
 
-def test_jpeg_files_are_read(tmp_path, write_image):
+def test_jpeg_files_are_read(tmp_path):
   flat = np.full((8, 8, 3), 120, np.uint8)
   for number in range(3):
     write_image(tmp_path / 'a' / f'{number}.jpg', flat)
@@ -77,15 +78,15 @@ def test_jpeg_files_are_read(tmp_path, write_image):
   assert np.abs(data.train.astype(int) - 120).max() <= 2
 
 
-def test_max_examples_takes_the_first_images_of_each_split(tmp_path, write_image):
-  class_folder(tmp_path, write_image, {'a': 6, 'b': 6})
+def test_max_examples_takes_the_first_images_of_each_split(tmp_path):
+  class_folder(tmp_path, {'a': 6, 'b': 6})
   full = load_images(data_dir=tmp_path, test_fraction=0.5)
   part = load_images(data_dir=tmp_path, test_fraction=0.5, max_examples=2)
   np.testing.assert_array_equal(part.train, full.train[:2])
   np.testing.assert_array_equal(part.test_labels, full.test_labels[:2])
 
 
-def test_mixed_channel_counts_are_an_error_unless_converted(tmp_path, write_image):
+def test_mixed_channel_counts_are_an_error_unless_converted(tmp_path):
   grey = np.full((4, 4, 1), 50, np.uint8)
   colour = np.stack([np.full((4, 4), v, np.uint8) for v in (10, 100, 200)], axis=-1)
   for number in range(2):
@@ -102,7 +103,7 @@ def test_mixed_channel_counts_are_an_error_unless_converted(tmp_path, write_imag
   assert load_images(data_dir=tmp_path, test_fraction=0.5, channels=1).image_shape == (4, 4, 1)
 
 
-def test_mixed_sizes_are_an_error_unless_resized(tmp_path, write_image):
+def test_mixed_sizes_are_an_error_unless_resized(tmp_path):
   write_image(tmp_path / 'small.png', np.zeros((4, 4, 1), np.uint8))
   write_image(tmp_path / 'wide.png', np.zeros((4, 8, 1), np.uint8))
   with pytest.raises(ValueError, match=r'differ in size \(4x4: small.png; 4x8: wide.png\)'):
@@ -111,7 +112,7 @@ def test_mixed_sizes_are_an_error_unless_resized(tmp_path, write_image):
   assert data.image_shape == (2, 2, 1)
 
 
-def test_crop_to_aspect_ratio_crops_instead_of_stretching(tmp_path, write_image):
+def test_crop_to_aspect_ratio_crops_instead_of_stretching(tmp_path):
   # A 4x8 image, black in its outer quarters, white in the middle 4x4 square.
   wide = np.zeros((4, 8, 1), np.uint8)
   wide[:, 2:6] = 255
@@ -124,15 +125,15 @@ def test_crop_to_aspect_ratio_crops_instead_of_stretching(tmp_path, write_image)
   assert stretched.train.min() < 255
 
 
-def test_an_unreadable_file_is_named(tmp_path, write_image):
-  class_folder(tmp_path, write_image, {'a': 3, 'b': 3})
+def test_an_unreadable_file_is_named(tmp_path):
+  class_folder(tmp_path, {'a': 3, 'b': 3})
   (tmp_path / 'b' / 'broken.png').write_bytes(b'\x89PNG but not really')
   with pytest.raises(ValueError, match=r'b/broken.png cannot be read as an image: .*format'):
     load_images(data_dir=tmp_path, test_fraction=0.5)
 
 
-def test_images_at_the_top_and_in_subfolders_are_an_error(tmp_path, write_image):
-  class_folder(tmp_path, write_image, {'a': 2})
+def test_images_at_the_top_and_in_subfolders_are_an_error(tmp_path):
+  class_folder(tmp_path, {'a': 2})
   write_image(tmp_path / 'loose.png', numbered_image(9))
   with pytest.raises(ValueError, match='both at its top level .loose.png. and in subfolders'):
     load_images(data_dir=tmp_path)
@@ -146,8 +147,8 @@ def test_images_at_the_top_and_in_subfolders_are_an_error(tmp_path, write_image)
     (dict(split_seed=0.5), 'split_seed must be an int'),
     (dict(channels=2), 'channels must be None, 1'),
 ])
-def test_bad_split_and_channel_arguments(tmp_path, write_image, kwargs, message):
-  class_folder(tmp_path, write_image, {'a': 2, 'b': 2})
+def test_bad_split_and_channel_arguments(tmp_path, kwargs, message):
+  class_folder(tmp_path, {'a': 2, 'b': 2})
   with pytest.raises(ValueError, match=message):
     load_images(data_dir=tmp_path, **kwargs)
 

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 import pytest
+from data_testlib import idx_folder
+from data_testlib import write_image
 
 from tfp_realnvp.data import sources
 
@@ -26,7 +28,7 @@ def no_download(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize('compress', [False, True])
-def test_load_images_reads_an_idx_folder_with_labels(tmp_path, idx_folder, compress):
+def test_load_images_reads_an_idx_folder_with_labels(tmp_path, compress):
   arrays = idx_folder(tmp_path, seed=1, compress=compress)
   data = sources.load_images('mnist', data_dir=tmp_path)
   np.testing.assert_array_equal(data.train, arrays['train'][..., None])
@@ -41,21 +43,21 @@ def test_load_images_reads_an_idx_folder_with_labels(tmp_path, idx_folder, compr
   assert data.image_shape == (6, 5, 1)
 
 
-def test_load_images_without_label_files_has_no_labels(tmp_path, idx_folder):
+def test_load_images_without_label_files_has_no_labels(tmp_path):
   idx_folder(tmp_path, seed=2, labels=False)
   data = sources.load_images('kmnist', data_dir=tmp_path, max_examples=5)
   assert not data.has_labels and data.train.shape == (5, 6, 5, 1)
   assert data.train_labels is data.test_labels is data.num_classes is data.class_names is None
 
 
-def test_max_examples_keeps_the_labels_of_the_images_kept(tmp_path, idx_folder):
+def test_max_examples_keeps_the_labels_of_the_images_kept(tmp_path):
   arrays = idx_folder(tmp_path, seed=3)
   data = sources.load_images('mnist', data_dir=tmp_path, max_examples=3)
   np.testing.assert_array_equal(data.train_labels, arrays['train_labels'][:3])
   np.testing.assert_array_equal(data.test_labels, arrays['test_labels'][:3])
 
 
-def test_load_images_raises_on_a_corrupt_idx_file_in_the_folder(tmp_path, idx_folder):
+def test_load_images_raises_on_a_corrupt_idx_file_in_the_folder(tmp_path):
   idx_folder(tmp_path, seed=2, compress=False)
   (tmp_path / 't10k-images-idx3-ubyte').write_bytes(b'not an idx file')
   with pytest.raises(ValueError, match='t10k-images-idx3-ubyte is not an IDX file'):
@@ -100,8 +102,7 @@ def test_debian_fashion_mnist_loads_with_its_labels_without_data_dir(monkeypatch
   assert trousers[:, :5].mean() < bags[:, :5].mean()
 
 
-def test_fashion_mnist_looks_in_the_debian_folder_first(monkeypatch, tmp_path, no_download,
-                                                         idx_folder):
+def test_fashion_mnist_looks_in_the_debian_folder_first(monkeypatch, tmp_path, no_download):
   arrays = idx_folder(tmp_path, seed=3)
   monkeypatch.setattr(sources, 'DEBIAN_FASHION_MNIST_DIR', str(tmp_path))
   data = sources.load_images('fashion_mnist')
@@ -231,7 +232,7 @@ def test_celeb_a_is_center_cropped_to_148_and_resized_to_64(tmp_path):
   assert np.all(data.train == 200)
 
 
-def test_celeb_a_from_an_image_folder_gets_the_same_crop(tmp_path, write_image):
+def test_celeb_a_from_an_image_folder_gets_the_same_crop(tmp_path):
   face = np.zeros((218, 178, 3), np.uint8)
   face[35:35 + 148, 15:15 + 148] = 200
   for k in range(4):
@@ -260,7 +261,7 @@ def test_load_images_rejects_bad_arguments(kwargs, message):
     sources.load_images(**kwargs)
 
 
-def test_folder_options_are_refused_for_an_idx_folder(tmp_path, idx_folder):
+def test_folder_options_are_refused_for_an_idx_folder(tmp_path):
   idx_folder(tmp_path)
   with pytest.raises(ValueError, match=f'test_fraction only apply.*{tmp_path} has its own'):
     sources.load_images('mnist', data_dir=tmp_path, test_fraction=0.5)

@@ -1,14 +1,13 @@
-"""Fixtures of the data tests: IDX files and image folders written on the fly."""
+"""Helpers of the data tests: IDX files and image files written on the fly."""
 
 import gzip
 import struct
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 
-def _write_idx(path, array, compress=False):
+def write_idx(path, array, compress=False):
   """Writes `array` (uint8 or big-endian int32) as an IDX file; returns `path`."""
   type_code = {np.dtype(np.uint8): 0x08, np.dtype('>i4'): 0x0C}[array.dtype]
   header = struct.pack('>BBBB', 0, 0, type_code, array.ndim)
@@ -19,7 +18,7 @@ def _write_idx(path, array, compress=False):
   return path
 
 
-def _idx_folder(folder, seed=0, compress=True, labels=True, num_train=12, num_test=4):
+def idx_folder(folder, seed=0, compress=True, labels=True, num_train=12, num_test=4):
   """Writes random 6x5 images (and labels in 0..9) in MNIST's layout; returns the arrays."""
   rng = np.random.default_rng(seed)
   suffix = '.gz' if compress else ''
@@ -27,15 +26,15 @@ def _idx_folder(folder, seed=0, compress=True, labels=True, num_train=12, num_te
             'test': rng.integers(0, 256, (num_test, 6, 5)).astype(np.uint8),
             'train_labels': rng.integers(0, 10, num_train).astype(np.uint8),
             'test_labels': rng.integers(0, 10, num_test).astype(np.uint8)}
-  _write_idx(folder / f'train-images-idx3-ubyte{suffix}', arrays['train'], compress)
-  _write_idx(folder / f't10k-images-idx3-ubyte{suffix}', arrays['test'], compress)
+  write_idx(folder / f'train-images-idx3-ubyte{suffix}', arrays['train'], compress)
+  write_idx(folder / f't10k-images-idx3-ubyte{suffix}', arrays['test'], compress)
   if labels:
-    _write_idx(folder / f'train-labels-idx1-ubyte{suffix}', arrays['train_labels'], compress)
-    _write_idx(folder / f't10k-labels-idx1-ubyte{suffix}', arrays['test_labels'], compress)
+    write_idx(folder / f'train-labels-idx1-ubyte{suffix}', arrays['train_labels'], compress)
+    write_idx(folder / f't10k-labels-idx1-ubyte{suffix}', arrays['test_labels'], compress)
   return arrays
 
 
-def _write_image(path, image):
+def write_image(path, image):
   """Writes a uint8 array `(H, W, C)` as a PNG or JPEG file (by the file's extension)."""
   path.parent.mkdir(parents=True, exist_ok=True)
   if path.suffix.lower() in ('.jpg', '.jpeg'):
@@ -44,18 +43,3 @@ def _write_image(path, image):
     encoded = tf.io.encode_png(image)
   tf.io.write_file(str(path), encoded)
   return path
-
-
-@pytest.fixture
-def write_idx():
-  return _write_idx
-
-
-@pytest.fixture
-def idx_folder():
-  return _idx_folder
-
-
-@pytest.fixture
-def write_image():
-  return _write_image
