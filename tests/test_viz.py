@@ -1,26 +1,17 @@
-"""Tests of tfp_realnvp/viz.py against simple, known invertible bijectors."""
+"""Tests of tfp_realnvp/viz/ (latent operations and figures) against known bijectors."""
 
-import importlib.util
-import os
 import pathlib
-
-import matplotlib
-
-matplotlib.use('Agg')
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_realnvp import latents
+from tfp_realnvp import viz
+
 tfb = tfp.bijectors
 tfd = tfp.distributions
-
-# Load the module from its file so the tests do not depend on the package's __init__.
-_VIZ_PATH = pathlib.Path(__file__).resolve().parents[1] / 'tfp_realnvp' / 'viz.py'
-_spec = importlib.util.spec_from_file_location('tfp_realnvp_viz_under_test', _VIZ_PATH)
-viz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(viz)
 
 EVENT = (4, 4, 1)
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -103,6 +94,10 @@ def test_image_grid_clips_and_draws_rgb(tmp_path):
 
 
 # ----------------------------------------------------------------------------- sampling
+
+def test_sample_latents_is_the_package_one():
+  assert viz.sample_latents is latents.sample_latents
+
 
 def test_sample_latents_reproducible_and_scaled():
   z1 = viz.sample_latents(EVENT, 512, temperature=0.7, seed=3)
@@ -278,7 +273,7 @@ def test_bits_per_dim_curves(tmp_path):
              'test_bits_per_dim': [3.1, 2.6, None]}
   fig = viz.bits_per_dim_curves(history, path=tmp_path / 'b.png')
   lines = fig.axes[0].get_lines()
-  assert [l.get_label() for l in lines] == ['train', 'test']
+  assert [line.get_label() for line in lines] == ['train', 'test']
   np.testing.assert_array_equal(lines[0].get_xdata(), [1, 2, 3])
   np.testing.assert_array_equal(lines[0].get_ydata(), [3.0, 2.5, 2.2])
   assert np.isnan(lines[1].get_ydata()[2])
@@ -295,3 +290,50 @@ def test_save_creates_parent_directories(tmp_path):
   path = tmp_path / 'sub' / 'dir' / 'g.png'
   viz.image_grid(random_images(4), path=str(path))
   assert_png(path)
+
+
+# ----------------------------------------------------------------------------- clipping
+
+def test_samples_outside_the_pixel_range_are_clipped_for_display(tmp_path):
+  flow = tfb.Shift(0.5)   # x = z + 0.5: samples well outside [0, 1]
+  fig = viz.sample_grid(flow, EVENT, num_samples=4, temperature=2., seed=1, num_rows=2)
+  x = forward(flow, latents.sample_latents(EVENT, 4, temperature=2., seed=1))
+  assert x.min() < -0.5 and x.max() > 1.5
+  np.testing.assert_allclose(drawn_image(fig), viz.tile_images(np.clip(x, 0, 1), 2, pad=1)[..., 0],
+                             atol=1e-6)
+  # The latent operations return the decoded points as they are.
+  xa, xb = random_images(2, seed=3)
+  decoded = viz.latent_interpolation(tfb.Scale(3.), xa, xb, num_steps=3)
+  np.testing.assert_allclose(decoded[0], xa, atol=1e-5)
+  assert decoded.max() > 1.
+
+
+# ----------------------------------------------------------------------------- class grids
+
+def test_class_grid_one_labelled_row_per_class(tmp_path):
+  rows = [np.full((3,) + EVENT, k / 4., np.float32) for k in range(3)]
+  rows[2] += 5.   # clipped to white
+  fig = viz.class_grid(rows, ['cat', 'dog', 'emu'], title='classes', path=tmp_path / 'c.png')
+  shown = drawn_image(fig)
+  h = EVENT[0]
+  assert shown.shape == (3 * h + 2, 3 * EVENT[1] + 2)
+  for k, value in enumerate([0., 0.25, 1.]):
+    np.testing.assert_array_equal(shown[k * (h + 1):k * (h + 1) + h, :EVENT[1]], value)
+  labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+  assert labels == ['cat', 'dog', 'emu']
+  assert_png(tmp_path / 'c.png')
+  by_name = viz.class_grid({'a': rows[0], 'b': rows[1]})
+  assert [t.get_text() for t in by_name.axes[0].get_yticklabels()] == ['a', 'b']
+  array = viz.class_grid(np.stack(rows[:2]))
+  assert [t.get_text() for t in array.axes[0].get_yticklabels()] == ['0', '1']
+
+
+@pytest.mark.parametrize('rows, names, message', [
+    ([], None, 'at least one class'),
+    ([np.zeros((2, 4, 4)), np.zeros((3, 4, 4))], None, 'same, non-zero number'),
+    ([np.zeros((2, 4, 4)), np.zeros((2, 5, 4))], None, 'different shapes'),
+    ([np.zeros((2, 4, 4))] * 2, ['a'], 'Got 1 class names for 2 classes'),
+])
+def test_class_grid_rejects_bad_rows(rows, names, message):
+  with pytest.raises(ValueError, match=message):
+    viz.class_grid(rows, names)

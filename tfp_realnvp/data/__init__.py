@@ -1,21 +1,28 @@
-"""Datasets for Real NVP: integer images with dequantizing pipelines, and 2-D toys.
+"""Datasets for Real NVP: integer images with labels, dequantizing pipelines, and 2-D toys.
+
+Modules: `sources` (`load_images`: tensorflow-datasets names, Debian's Fashion-MNIST,
+scikit-learn's digits, `.npz` files), `idx` (MNIST's IDX files), `image_folder` (folders of
+PNG/JPEG files, class subfolders as labels), `image_data` (`ImageData`), `resize`,
+`dequantization`, `pipeline` (`image_pipeline`) and `toy` (2-D densities).
 
 ```python
 from tfp_realnvp import data
 images = data.load_images('fashion_mnist')   # offline from Debian's package
 train = data.image_pipeline(images.train, images.num_levels, batch_size=64, seed=1)
+labelled = data.image_pipeline(images.train, images.num_levels, batch_size=64, seed=1,
+                               labels=images.train_labels)   # (images, labels) batches
 points = data.make_toy_2d('moons', 10_000, seed=0)
 ```
 """
 
-from tfp_realnvp.data.images import IMAGE_DATASET_NAMES
-from tfp_realnvp.data.images import ImageData
-from tfp_realnvp.data.images import dequantize
-from tfp_realnvp.data.images import dequantize_tf
-from tfp_realnvp.data.images import image_pipeline
-from tfp_realnvp.data.images import load_images
-from tfp_realnvp.data.images import read_idx
-from tfp_realnvp.data.images import resize_images
+from tfp_realnvp.data.dequantization import dequantize
+from tfp_realnvp.data.dequantization import dequantize_tf
+from tfp_realnvp.data.idx import read_idx
+from tfp_realnvp.data.image_data import ImageData
+from tfp_realnvp.data.pipeline import image_pipeline
+from tfp_realnvp.data.resize import resize_images
+from tfp_realnvp.data.sources import IMAGE_DATASET_NAMES
+from tfp_realnvp.data.sources import load_images
 from tfp_realnvp.data.toy import TOY_2D_NAMES
 from tfp_realnvp.data.toy import make_toy_2d
 from tfp_realnvp.data.toy import toy_pipeline

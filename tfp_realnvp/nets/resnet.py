@@ -13,6 +13,8 @@ __all__ = ['resnet_shift_and_log_scale', 'ResidualBlock']
 BATCH_NORM_MOMENTUM = 0.9
 
 
+@keras.saving.register_keras_serializable(package='tfp_realnvp',
+                                          name='FusedBatchNormalization')
 class _FusedBatchNormalization(keras.layers.BatchNormalization):
   """Keras's `BatchNormalization`, computed with TF's fused kernel when it can.
 
@@ -78,6 +80,7 @@ def _batch_norm(name, dtype=None):
       momentum=BATCH_NORM_MOMENTUM, synchronized=True, name=name, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package='tfp_realnvp')
 class ResidualBlock(keras.layers.Layer):
   """Pre-activation residual block: `h + conv(relu(bn(conv(relu(bn(h))))))`.
 

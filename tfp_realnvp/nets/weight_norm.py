@@ -1,12 +1,13 @@
 """Weight-normalised 2-D convolution (Salimans & Kingma, 2016) as a Keras 3 layer."""
 
 import keras
-from keras import ops
 import tensorflow as tf
+from keras import ops
 
 __all__ = ['WeightNormConv2D']
 
 
+@keras.saving.register_keras_serializable(package='tfp_realnvp')
 class WeightNormConv2D(keras.layers.Layer):
   """A 2-D convolution whose kernel is `g * v / ||v||`, per output channel.
 

@@ -1,24 +1,16 @@
-"""Pictures of Real NVP flows: samples, temperature, interpolation, manifolds, 2-D densities.
-
-Every function here works against the generic TFP bijector interface of the package
-(see DESIGN.md, "Direction convention"):
-
-- `flow.forward(z)` maps a latent `z` to data `x` (sampling),
-- `flow.inverse(x)` maps data `x` to its latent `z` (density),
-- the base distribution is a standard normal over the whole event,
-  `tfd.Sample(tfd.Normal(0., 1.), event_shape)`.
-
-The flow is always called without the `training` keyword, i.e. in inference mode (batch
-normalization uses its running statistics and nothing is updated). Any `tfb.Bijector` works,
-e.g. `tfb.Chain([tfb.Sigmoid(), tfb.Scale(0.5)])`.
-
-Image events are `(H, W, C)` with pixels in `[0, 1]`, `C = 1` (grey) or `C = 3` (RGB);
-`(H, W)` is read as grey. A flow over flattened images (vector event `(D,)`) can be shown by
-passing `image_shape=(H, W, C)` to the sampling/interpolation functions.
+"""Figures of flows: samples, temperature, interpolation, manifolds, classes, 2-D densities.
 
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot, so no global figure
 state and no screen needed); every plotting function returns the `Figure` and, given `path`,
-also saves it as a PNG there.
+also saves it as a PNG there. The numbers they show come from `tfp_realnvp.viz.latent`
+(interpolation, manifold), `tfp_realnvp.viz.density` (2-D densities) and
+`tfp_realnvp.latents.sample_latents` (latents at a temperature from a seed).
+
+Image events are `(H, W, C)` with pixels in `[0, 1]`, `C = 1` (grey) or `C = 3` (RGB);
+`(H, W)` is read as grey. Every function that shows samples or decoded latents as images
+clips them to `[0, 1]` first: a flow's `forward` is a bijection onto all of its range, so
+samples can lie slightly outside the pixel range. A flow over flattened images (vector event
+`(D,)`) can be shown by passing `image_shape=(H, W, C)`.
 
 #### Examples
 
@@ -38,9 +30,11 @@ viz.temperature_sweep(flow, (8, 8, 1), temperatures=(0., 0.5, 1.), path='temps.p
      In _International Conference on Learning Representations_, 2017.
      https://arxiv.org/abs/1605.08803 (figure 6: the manifold from four examples).
 [2]: Diederik P. Kingma, Prafulla Dhariwal. Glow: Generative Flow with Invertible 1x1
-     Convolutions. In _NeurIPS_, 2018. (Sampling at reduced temperature.)
+     Convolutions. In _NeurIPS_, 2018. https://arxiv.org/abs/1807.03039 (sampling at
+     reduced temperature).
 """
 
+import collections.abc
 import math
 import os
 
@@ -48,25 +42,25 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
+from tfp_realnvp.latents import sample_latents
+from tfp_realnvp.viz.density import density_grid
+from tfp_realnvp.viz.latent import decode
+from tfp_realnvp.viz.latent import latent_interpolation
+from tfp_realnvp.viz.latent import latent_manifold
+
 __all__ = [
-    'tile_images',
+    'bits_per_dim_curves',
+    'class_grid',
+    'density_heatmap',
     'image_grid',
-    'sample_latents',
+    'interpolate',
+    'manifold',
     'sample_grid',
     'temperature_sweep',
-    'interpolation_angles',
-    'latent_interpolation',
-    'interpolate',
-    'latent_manifold',
-    'manifold',
-    'density_grid',
-    'density_heatmap',
+    'tile_images',
     'toy_figure',
-    'bits_per_dim_curves',
 ]
 
-
-# ----------------------------------------------------------------------------- helpers
 
 def _save(fig, path, dpi=100):
   """Saves `fig` as a PNG at `path` (creating parent directories) if `path` is given."""
@@ -77,27 +71,6 @@ def _save(fig, path, dpi=100):
       os.makedirs(parent, exist_ok=True)
     fig.savefig(path, format='png', dpi=dpi, bbox_inches='tight')
   return fig
-
-
-def _flow_dtype(flow):
-  dtype = getattr(flow, 'dtype', None)
-  try:
-    dtype = tf.as_dtype(dtype) if dtype is not None else tf.float32
-  except TypeError:
-    dtype = tf.float32
-  return dtype if dtype.is_floating else tf.float32
-
-
-def _forward(flow, z):
-  """x = flow.forward(z) in inference mode, as a numpy array."""
-  z = tf.convert_to_tensor(z, dtype=_flow_dtype(flow))
-  return np.asarray(flow.forward(z))
-
-
-def _inverse(flow, x):
-  """z = flow.inverse(x) in inference mode, as a numpy array."""
-  x = tf.convert_to_tensor(x, dtype=_flow_dtype(flow))
-  return np.asarray(flow.inverse(x))
 
 
 def _as_images(images, image_shape=None):
@@ -129,8 +102,6 @@ def _check_temperature(temperature):
     raise ValueError(f'`temperature` must be a finite number >= 0, got {temperature}.')
   return temperature
 
-
-# ----------------------------------------------------------------------------- image grids
 
 def tile_images(images, num_rows=None, pad=0, pad_value=1.0):
   """Tiles a batch of images into one image (pure numpy, no clipping).
@@ -241,42 +212,69 @@ def image_grid(images, num_rows=None, title=None, path=None, row_labels=None,
   return _save(fig, path)
 
 
-# ----------------------------------------------------------------------------- sampling
+def class_grid(images_by_class, class_names=None, title=None, path=None, image_shape=None,
+               pad=1, figsize=None):
+  """One row of images per class, each row labelled with its class name.
 
-def sample_latents(event_shape, num_samples, temperature=1.0, seed=None):
-  """Draws latents z ~ N(0, T^2 I) of shape (num_samples,) + event_shape, float32.
+  Row `k` shows the images of `images_by_class[k]` (pixels clipped to `[0, 1]`), left to
+  right. The images are given, already drawn: for a class-conditional flow, sample each
+  class's row (at one label per row) and pass the rows here.
 
-  z = T * eps with eps ~ N(0, I): the base distribution of the flow, a standard normal over
-  the whole event, with its standard deviation scaled by the temperature T (Glow's
-  "reduced temperature" sampling; T = 1 samples the model, T < 1 trades diversity for
-  quality, T = 0 gives z = 0 for every sample). For a given seed the noise eps is the same
-  for every T, so latents at different temperatures are the same directions rescaled.
+  #### Examples
+
+  ```python
+  rows = [flow_samples_for_label(k) for k in range(10)]   # each (8, 28, 28, 1)
+  viz.class_grid(rows, data.class_names, title='samples by class', path='classes.png')
+  ```
 
   Args:
-    event_shape: the flow's event shape, e.g. (28, 28, 1) or (2,).
-    num_samples: number of latents N.
-    temperature: T >= 0, the standard deviation of every latent coordinate.
-    seed: an int (or a shape-[2] int tensor) for reproducible stateless sampling
-      (`tf.random.stateless_normal`); None draws fresh noise from a non-deterministic
-      `tf.random.Generator`.
+    images_by_class: the rows: an array `(K, N, H, W, C)` or `(K, N, H, W)`, a sequence of
+      `K` arrays of `N` images each, or a mapping from class name to such an array (its keys
+      are then the default `class_names`).
+    class_names: optional `K` row labels; default the mapping's keys, else `'0'`, `'1'`, ...
+    title: optional figure title.
+    path: if given, the figure is saved there as a PNG.
+    image_shape: optional `(H, W, C)` to reshape flattened images to.
+    pad: pixels of white padding between images.
+    figsize: optional matplotlib figure size in inches.
 
   Returns:
-    A float32 `tf.Tensor` of shape (num_samples,) + event_shape.
+    The `matplotlib.figure.Figure`.
+
+  Raises:
+    ValueError: if there is no row, the rows hold different numbers of images (or none) or
+      images of different shapes, or the number of `class_names` is not the number of rows.
   """
-  temperature = _check_temperature(temperature)
-  shape = (int(num_samples),) + tuple(int(d) for d in event_shape)
-  if seed is None:
-    eps = tf.random.Generator.from_non_deterministic_state().normal(shape, dtype=tf.float32)
-  else:
-    if isinstance(seed, (int, np.integer)):
-      seed = tf.constant([int(seed) % (2**31), 0], dtype=tf.int64)
-    eps = tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32)
-  return tf.constant(temperature, tf.float32) * eps
+  if isinstance(images_by_class, collections.abc.Mapping):
+    if class_names is None:
+      class_names = list(images_by_class)
+    images_by_class = list(images_by_class.values())
+  rows = [_as_images(row, image_shape) for row in images_by_class]
+  if not rows:
+    raise ValueError('class_grid needs at least one class (row) of images.')
+  counts = {len(row) for row in rows}
+  shapes = {row.shape[1:] for row in rows}
+  if len(counts) > 1 or 0 in counts:
+    raise ValueError('Every class needs the same, non-zero number of images; got '
+                     f'{[len(row) for row in rows]}.')
+  if len(shapes) > 1:
+    raise ValueError(f'The classes have images of different shapes: {sorted(shapes)}.')
+  if class_names is None:
+    class_names = [str(k) for k in range(len(rows))]
+  class_names = [str(name) for name in class_names]
+  if len(class_names) != len(rows):
+    raise ValueError(f'Got {len(class_names)} class names for {len(rows)} classes (rows).')
+  return image_grid(np.concatenate(rows), num_rows=len(rows), title=title, path=path,
+                    row_labels=class_names, pad=pad, figsize=figsize)
 
 
 def sample_grid(flow, event_shape, num_samples=64, temperature=1.0, seed=0, path=None,
                 num_rows=None, title=None, image_shape=None):
   """Samples x = flow.forward(z), z ~ N(0, T^2 I), and shows them as an image grid.
+
+  The latents come from `tfp_realnvp.latents.sample_latents` (the same seed gives the same
+  samples as the trainer's sample grids and the SavedModel's `sample`); the samples are
+  clipped to `[0, 1]` for display.
 
   Args:
     flow: a TFP bijector, latent -> data (inference mode).
@@ -293,7 +291,7 @@ def sample_grid(flow, event_shape, num_samples=64, temperature=1.0, seed=0, path
     The `matplotlib.figure.Figure`.
   """
   z = sample_latents(event_shape, num_samples, temperature=temperature, seed=seed)
-  x = _forward(flow, z)
+  x = decode(flow, z)
   if title is None:
     title = f'samples, T = {float(temperature):g}'
   return image_grid(x, num_rows=num_rows, title=title, path=path, image_shape=image_shape)
@@ -305,7 +303,8 @@ def temperature_sweep(flow, event_shape, temperatures=(0.25, 0.5, 0.75, 1.0), nu
 
   Row r shows x = flow.forward(T_r * eps) with the same eps ~ N(0, I) (drawn once from
   `seed`) for every row, so z ~ N(0, T_r^2 I) and each column follows one latent direction
-  as the temperature grows. T = 0 gives flow.forward(0) in every column.
+  as the temperature grows. T = 0 gives flow.forward(0) in every column. The samples are
+  clipped to `[0, 1]` for display.
 
   Args:
     flow: a TFP bijector, latent -> data (inference mode).
@@ -325,83 +324,11 @@ def temperature_sweep(flow, event_shape, temperatures=(0.25, 0.5, 0.75, 1.0), nu
     raise ValueError('`temperatures` must not be empty.')
   eps = sample_latents(event_shape, num_per_row, temperature=1.0, seed=seed)
   z = tf.concat([t * eps for t in temperatures], axis=0)
-  x = _forward(flow, z)
+  x = decode(flow, z)
   return image_grid(x, num_rows=len(temperatures),
                     title='samples by temperature' if title is None else title,
                     row_labels=[f'T = {t:g}' for t in temperatures], path=path,
                     image_shape=image_shape)
-
-
-# ----------------------------------------------------------------------------- interpolation
-
-def interpolation_angles(num_steps):
-  """Angles phi_k = (pi / 2) * k / (num_steps - 1), k = 0..num_steps-1 (float64 numpy)."""
-  num_steps = int(num_steps)
-  if num_steps < 2:
-    raise ValueError(f'`num_steps` must be >= 2, got {num_steps}.')
-  return np.linspace(0., np.pi / 2., num_steps)
-
-
-def _cos_sin(phi):
-  """cos and sin of angles in [0, pi/2], exact (0 / 1) at the end points."""
-  c, s = np.cos(phi), np.sin(phi)
-  c[np.isclose(phi, np.pi / 2.)] = 0.
-  s[phi == 0.] = 0.
-  return c, s
-
-
-def latent_interpolation(flow, x_start, x_end, num_steps=8, method='spherical',
-                         return_latents=False):
-  """Interpolates between two data points in latent space; returns the decoded points.
-
-  z_a = flow.inverse(x_start), z_b = flow.inverse(x_end) (inference mode), then for
-  k = 0, ..., K - 1 (K = num_steps):
-
-  - method='spherical' (default; the paper's rule [1], as in its figure 6):
-    z_k = cos(phi_k) z_a + sin(phi_k) z_b, phi_k = (pi / 2) k / (K - 1).
-    If z_a, z_b are independent N(0, I) then so is every z_k (cos^2 + sin^2 = 1), so the
-    path stays in the typical set of the base; it is exactly great-circle interpolation
-    (slerp) when z_a and z_b are orthogonal with equal norms, which holds approximately
-    in high dimension.
-  - method='linear': z_k = (1 - t_k) z_a + t_k z_b, t_k = k / (K - 1) (the midpoints have
-    a smaller norm than typical latents, so they tend to look smoother / more average).
-
-  Both give z_0 = z_a and z_{K-1} = z_b exactly, so the end images are
-  flow.forward(flow.inverse(x)) = x up to the flow's round-trip error. The images are
-  x_k = flow.forward(z_k).
-
-  Args:
-    flow: a TFP bijector, latent -> data.
-    x_start: one data point (shape = event shape, no batch axis).
-    x_end: one data point of the same shape.
-    num_steps: K >= 2, the number of points including both ends.
-    method: 'spherical' or 'linear'.
-    return_latents: also return the latents z_k.
-
-  Returns:
-    Numpy array (K,) + event_shape of x_k, or (x, z) if `return_latents`.
-  """
-  x_start = np.asarray(x_start)
-  x_end = np.asarray(x_end)
-  if x_start.shape != x_end.shape:
-    raise ValueError(
-        f'`x_start` and `x_end` must have the same shape, got {x_start.shape} and '
-        f'{x_end.shape}.')
-  if method not in ('spherical', 'linear'):
-    raise ValueError(f"`method` must be 'spherical' or 'linear', got {method!r}.")
-  z_ab = _inverse(flow, np.stack([x_start, x_end]))
-  z_a, z_b = z_ab[0], z_ab[1]
-  phi = interpolation_angles(num_steps)
-  if method == 'spherical':
-    wa, wb = _cos_sin(phi)
-  else:
-    wb = phi / (np.pi / 2.)
-    wa = 1. - wb
-  bshape = (-1,) + (1,) * z_a.ndim
-  z = (wa.reshape(bshape) * z_a[None].astype(np.float64)
-       + wb.reshape(bshape) * z_b[None].astype(np.float64)).astype(z_ab.dtype)
-  x = _forward(flow, z)
-  return (x, z) if return_latents else x
 
 
 def interpolate(flow, x_start, x_end, num_steps=8, path=None, method='spherical', title=None,
@@ -410,7 +337,18 @@ def interpolate(flow, x_start, x_end, num_steps=8, path=None, method='spherical'
 
   The row is x_0 = x_start (reconstructed), ..., x_{K-1} = x_end with
   x_k = flow.forward(z_k), z_k = cos(phi_k) z_a + sin(phi_k) z_b for the default
-  'spherical' method (see `latent_interpolation`).
+  'spherical' method (see `tfp_realnvp.viz.latent.latent_interpolation`), clipped to
+  `[0, 1]` for display.
+
+  Args:
+    flow: a TFP bijector, latent -> data (inference mode).
+    x_start: one data point (shape = event shape, no batch axis).
+    x_end: one data point of the same shape.
+    num_steps: K >= 2, the number of points including both ends.
+    path: if given, the PNG is written there.
+    method: 'spherical' or 'linear'.
+    title: figure title (default "<method> latent interpolation").
+    image_shape: reshape a vector event to this image shape for display.
 
   Returns:
     The `matplotlib.figure.Figure`.
@@ -421,52 +359,21 @@ def interpolate(flow, x_start, x_end, num_steps=8, path=None, method='spherical'
   return image_grid(x, num_rows=1, title=title, path=path, image_shape=image_shape)
 
 
-def latent_manifold(flow, four_images, grid_size=8, return_latents=False):
-  """The manifold spanned by four data points in latent space (paper [1], figure 6).
-
-  With z_1..z_4 = flow.inverse(four_images) and phi, phi' on a grid of [0, pi/2]:
-
-    z(phi, phi') = cos(phi) (cos(phi') z_1 + sin(phi') z_2)
-                 + sin(phi) (cos(phi') z_3 + sin(phi') z_4),
-
-  where row i uses phi_i = (pi/2) i / (G - 1) and column j uses phi'_j = (pi/2) j / (G - 1),
-  G = grid_size. The corners are z_1 (top left), z_2 (top right), z_3 (bottom left) and
-  z_4 (bottom right), so they decode to the four inputs (up to round-trip error). For
-  independent N(0, I) latents every z(phi, phi') is again N(0, I). The images are
-  x(phi, phi') = flow.forward(z(phi, phi')).
-
-  Args:
-    flow: a TFP bijector, latent -> data.
-    four_images: array (4,) + event_shape.
-    grid_size: G >= 2.
-    return_latents: also return the latents.
-
-  Returns:
-    Numpy array (G, G) + event_shape of images (or (x, z) if `return_latents`).
-  """
-  four_images = np.asarray(four_images)
-  if four_images.ndim < 1 or four_images.shape[0] != 4:
-    raise ValueError(f'`four_images` must have a leading axis of 4, got {four_images.shape}.')
-  zs = _inverse(flow, four_images)
-  event_shape = zs.shape[1:]
-  z1, z2, z3, z4 = (zs[i].astype(np.float64) for i in range(4))
-  phi = interpolation_angles(grid_size)
-  c, s = _cos_sin(phi)
-  e = (1,) * len(event_shape)
-  ci, si = c.reshape((-1, 1) + e), s.reshape((-1, 1) + e)   # rows: phi
-  cj, sj = c.reshape((1, -1) + e), s.reshape((1, -1) + e)   # columns: phi'
-  z = ci * (cj * z1 + sj * z2) + si * (cj * z3 + sj * z4)
-  z = z.astype(zs.dtype)
-  g = int(grid_size)
-  x = _forward(flow, z.reshape((g * g,) + event_shape)).reshape((g, g) + event_shape)
-  return (x, z) if return_latents else x
-
-
 def manifold(flow, four_images, grid_size=8, path=None, title=None, image_shape=None):
   """Shows `latent_manifold(flow, four_images, grid_size)` as a G x G grid (paper fig. 6).
 
   Grid cell (i, j) is flow.forward(cos(phi_i)(cos(phi'_j) z_1 + sin(phi'_j) z_2)
-  + sin(phi_i)(cos(phi'_j) z_3 + sin(phi'_j) z_4)); the corners are the four inputs.
+  + sin(phi_i)(cos(phi'_j) z_3 + sin(phi'_j) z_4)); the corners are the four inputs. The
+  images are clipped to `[0, 1]` for display.
+
+  Args:
+    flow: a TFP bijector, latent -> data (inference mode).
+    four_images: array (4,) + event_shape: the top-left, top-right, bottom-left and
+      bottom-right corners.
+    grid_size: G >= 2.
+    path: if given, the PNG is written there.
+    title: figure title.
+    image_shape: reshape a vector event to this image shape for display.
 
   Returns:
     The `matplotlib.figure.Figure`.
@@ -476,46 +383,6 @@ def manifold(flow, four_images, grid_size=8, path=None, title=None, image_shape=
   x = x.reshape((g * g,) + x.shape[2:])
   return image_grid(x, num_rows=g, title='latent manifold of four examples'
                     if title is None else title, path=path, image_shape=image_shape)
-
-
-# ----------------------------------------------------------------------------- 2-D densities
-
-def density_grid(log_prob_fn, bounds=((-4., 4.), (-4., 4.)), resolution=200):
-  """Evaluates p(x, y) = exp(log_prob_fn([x, y])) at the centres of a regular grid.
-
-  The box [x0, x1] x [y0, y1] is cut into resolution x resolution cells of size
-  dx = (x1 - x0) / R, dy = (y1 - y0) / R; cell (i, j) has centre
-  (x0 + (j + 1/2) dx, y0 + (i + 1/2) dy). So `density.sum() * dx * dy` is the midpoint-rule
-  estimate of the probability mass in the box (about 1 when the box holds the mass). With
-  an odd R the middle cell is centred on the box centre. Non-finite log-probs count as
-  density 0.
-
-  Args:
-    log_prob_fn: callable mapping an (N, 2) float32 array to N log-densities (e.g.
-      `dist.log_prob` of a `TransformedDistribution` over a (2,) event).
-    bounds: ((x0, x1), (y0, y1)).
-    resolution: R, cells per axis (int or (Rx, Ry)).
-
-  Returns:
-    (xs, ys, density): cell centres along x (Rx,), along y (Ry,), and the density (Ry, Rx)
-    with density[i, j] = p(xs[j], ys[i]) (row i is y, as in an image with origin='lower').
-  """
-  (x0, x1), (y0, y1) = bounds
-  if not (x1 > x0 and y1 > y0):
-    raise ValueError(f'`bounds` must be ((x0, x1), (y0, y1)) with x1 > x0, y1 > y0: {bounds}.')
-  rx, ry = (resolution, resolution) if np.isscalar(resolution) else resolution
-  rx, ry = int(rx), int(ry)
-  if rx < 1 or ry < 1:
-    raise ValueError(f'`resolution` must be >= 1, got {resolution}.')
-  dx, dy = (x1 - x0) / rx, (y1 - y0) / ry
-  xs = x0 + (np.arange(rx) + 0.5) * dx
-  ys = y0 + (np.arange(ry) + 0.5) * dy
-  gx, gy = np.meshgrid(xs, ys)   # (ry, rx)
-  points = np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)
-  log_p = np.asarray(log_prob_fn(points), dtype=np.float64).reshape(ry, rx)
-  with np.errstate(over='ignore'):
-    density = np.where(np.isfinite(log_p), np.exp(np.where(np.isfinite(log_p), log_p, 0.)), 0.)
-  return xs, ys, density
 
 
 def density_heatmap(log_prob_fn, bounds=((-4., 4.), (-4., 4.)), resolution=200, data=None,
@@ -576,7 +443,7 @@ def _bounds_from(*point_sets, margin=0.1):
 
 def toy_figure(data, samples, log_prob_fn, title=None, path=None, bounds=None,
                resolution=200, max_points=2000):
-  """Three panels for a 2-D toy (as in seed 003's figure 4): data, samples, learned density.
+  """Three panels for a 2-D toy: data, samples, learned density.
 
   Left: the training data (blue). Middle: samples x = flow.forward(z), z ~ N(0, I), of the
   model (red). Right: the learned density exp(log_prob_fn(x)) as a heat map. All panels
@@ -617,8 +484,6 @@ def toy_figure(data, samples, log_prob_fn, title=None, path=None, bounds=None,
     fig.suptitle(title)
   return _save(fig, path)
 
-
-# ----------------------------------------------------------------------------- training curves
 
 def _series(values):
   if values is None:
