@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfp_realnvp import _compat
+
 __all__ = ['WeightNormConv2D']
 
 
@@ -111,20 +113,14 @@ def _eigen_gradient_graph():
   default ('custom') one and one labelled 'eigen_tensor' (Eigen's tensor
   contractions). With 32-64 channels the latter is the faster here: the
   kernel gradient 1.1-1.4x faster (5x with 2 output channels), the input
-  gradient 1.2-1.8x (`benchmarks/README.md`). Labels only make sense in a
+  gradient 1.2-1.8x (measured in `benchmarks/README.md`). Labels only make sense in a
   graph (`tf.function`) that runs on CPU and is not compiled by XLA (which
   has no labelled kernels); anywhere else the defaults are used.
   """
   if tf.executing_eagerly() or tf.config.list_logical_devices('GPU'):
     return None
   graph = tf.compat.v1.get_default_graph()
-  if not hasattr(graph, '_kernel_label_map'):
-    return None
-  try:
-    from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
-    if control_flow_util.GraphOrParentsInXlaContext(graph):
-      return None
-  except (ImportError, AttributeError):
+  if _compat.in_xla_context(graph):
     return None
   return graph
 
@@ -152,11 +148,8 @@ def _conv2d_same_eigen_gradients(inputs, kernel):
           strides=[1, 1, 1, 1], padding='SAME')
       return d_inputs, d_kernel
 
-    graph = _eigen_gradient_graph()
     with tf.compat.v1.name_scope(f'gradient_tape/{scope}/' if scope else None):
-      if graph is None:
-        return gradients()
-      with graph._kernel_label_map(_EIGEN_LABELS):  # pylint: disable=protected-access
+      with _compat.kernel_label_map(_eigen_gradient_graph(), _EIGEN_LABELS):
         return gradients()
 
   return outputs, grad
