@@ -15,9 +15,11 @@ import tensorflow_probability as tfp
 
 from tfp_realnvp import RealNVPChain
 from tfp_realnvp import nets
+from tfp_realnvp.bijectors import ActNorm
 from tfp_realnvp.bijectors import ClassConditionalAffine
 from tfp_realnvp.bijectors import FactorOut
 from tfp_realnvp.bijectors import FlowSequence
+from tfp_realnvp.bijectors import Invertible1x1Conv
 from tfp_realnvp.bijectors import InvertibleBatchNorm
 from tfp_realnvp.bijectors import Inverted
 from tfp_realnvp.bijectors import LogitTransform
@@ -65,6 +67,8 @@ def perturb(bijector, seed=0, scale=0.1):
   """
   rng = np.random.default_rng(seed)
   for v in bijector.variables:
+    if not v.dtype.is_floating:   # permutations, flags
+      continue
     shape = tuple(v.shape)
     if 'variance' in v.name:
       v.assign(rng.uniform(0.5, 2.0, shape).astype(np.float32))
@@ -133,12 +137,15 @@ class Case:
     make_data: `(shape, batch, seed) -> tensor` of valid inputs of `inverse`.
     kwargs_fn: optional `batch_shape -> dict` of per-call keyword arguments (labels).
     has_networks: the bijector runs Keras s/t networks (counted in composition tests).
+    perturb_scale: how far `perturb` moves the variables (large enough for a log-det far
+      from 0).
   """
   build: Callable
   data_shape: tuple
   make_data: Callable = real_data
   kwargs_fn: Optional[Callable] = None
   has_networks: bool = False
+  perturb_scale: float = 0.1
 
   def kwargs(self, batch_shape):
     return self.kwargs_fn(tuple(batch_shape)) if self.kwargs_fn else {}
@@ -183,6 +190,9 @@ REGISTRY = {
         (4, 4, 1), kwargs_fn=labels_for(3), has_networks=True),
     'batch_norm_image': Case(lambda: InvertibleBatchNorm((3, 2, 3)), (3, 2, 3)),
     'batch_norm_vector': Case(lambda: InvertibleBatchNorm((4,)), (4,)),
+    'act_norm_image': Case(lambda: ActNorm((3, 2, 3)), (3, 2, 3), perturb_scale=0.5),
+    'act_norm_vector': Case(lambda: ActNorm((4,)), (4,), perturb_scale=0.5),
+    'invertible_1x1_conv': Case(lambda: Invertible1x1Conv((2, 3, 4), seed=1), (2, 3, 4)),
     'squeeze': Case(lambda: Squeeze((4, 2, 3)), (4, 2, 3)),
     'logit': Case(lambda: LogitTransform(event_ndims=3), (3, 3, 2), image_data),
     'factor_out': Case(_factor_out, (2, 2, 4), has_networks=True),
@@ -197,6 +207,10 @@ REGISTRY = {
     'chain_image_conditional': Case(
         lambda: RealNVPChain((4, 4, 1), num_scales=2, num_classes=3, **TINY_IMAGE_NET),
         (4, 4, 1), image_data, kwargs_fn=labels_for(3), has_networks=True),
+    'chain_image_glow_layers': Case(
+        lambda: RealNVPChain((4, 4, 2), num_scales=1, batch_norm=False, act_norm=True,
+                             invertible_1x1_conv=True, **TINY_IMAGE_NET),
+        (4, 4, 2), image_data, has_networks=True),
     'chain_vector': Case(lambda: RealNVPChain((4,), num_couplings=4, hidden_units=(8,)),
                          (4,), has_networks=True),
     'chain_vector_conditional': Case(

@@ -9,6 +9,7 @@ import tensorflow_probability as tfp
 from flowtest import fresh, perturb
 from tfp_realnvp import RealNVPChain
 from tfp_realnvp.bijectors import InvertibleBatchNorm, MaskedAffineCoupling
+from tfp_realnvp.bijectors import initialize_act_norms
 from tfp_realnvp.train import pick_strategy
 
 tfd = tfp.distributions
@@ -170,8 +171,12 @@ def test_xla_log_prob_and_training_step_agree_with_eager():
     np.testing.assert_allclose(gx.numpy(), ge.numpy(), rtol=2e-2, atol=2e-3)
 
 
-def test_two_replicas_give_the_one_device_step():
+@pytest.mark.parametrize('options', [
+    {}, dict(batch_norm=False, act_norm=True, invertible_1x1_conv=True), dict(num_classes=3)],
+    ids=['batch_norm', 'glow_layers', 'conditional'])
+def test_two_replicas_give_the_one_device_step(options):
   x = _pixels((8, 8, 1), batch=8, seed=3)
+  labels = np.arange(8, dtype=np.int32) % 3
   results = {}
   for name, strategy in [
       ('one', tf.distribute.OneDeviceStrategy('/cpu:0')),
@@ -179,15 +184,20 @@ def test_two_replicas_give_the_one_device_step():
       ('two', pick_strategy(['/cpu:0', '/cpu:1']))]:
     keras.utils.set_random_seed(5)
     with strategy.scope():
-      flow = perturb(RealNVPChain((8, 8, 1), num_scales=1, **TINY), seed=2,
+      flow = perturb(RealNVPChain((8, 8, 1), num_scales=1, **options, **TINY), seed=2,
                      scale=0.05)
       dist = _dist(flow)
       optimizer = keras.optimizers.SGD(0.1)
       optimizer.build(dist.trainable_variables)
+    if options.get('act_norm'):
+      assert initialize_act_norms(flow, x) == 4   # the global batch, outside the replicas
 
-    def replica_step(batch):
+    def replica_step(batch, batch_labels):
+      kwargs = {'training': True}
+      if 'num_classes' in options:
+        kwargs['conditional_input'] = batch_labels
       with tf.GradientTape() as tape:
-        log_prob = dist.log_prob(batch, bijector_kwargs={'training': True})
+        log_prob = dist.log_prob(batch, bijector_kwargs=kwargs)
         loss = -tf.reduce_sum(log_prob) / 8.   # mean over the global batch
       variables = dist.trainable_variables
       optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -195,11 +205,11 @@ def test_two_replicas_give_the_one_device_step():
 
     @tf.function
     def step(batch):
-      losses = strategy.run(replica_step, (batch,))
+      losses = strategy.run(replica_step, batch)
       return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     dataset = strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices(x).batch(8))
+        tf.data.Dataset.from_tensor_slices((x, labels)).batch(8))
     loss = step(next(iter(dataset)))
     results[name] = (float(loss), [v.numpy() for v in flow.variables])
 
@@ -255,6 +265,8 @@ def test_arguments_of_the_other_kind_of_event_are_refused():
     RealNVPChain((4,), num_scales=2, num_res_blocks=2)
   with pytest.raises(ValueError, match='class_conditional_prior needs num_classes'):
     RealNVPChain((4,), class_conditional_prior=True)
+  with pytest.raises(ValueError, match='choose one'):
+    RealNVPChain((4,), act_norm=True)
 
 
 def test_copy_rebuilds_and_records_its_own_parameters():

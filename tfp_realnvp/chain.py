@@ -4,6 +4,8 @@ import tensorflow as tf
 
 from tfp_realnvp.architectures import build_image_flow
 from tfp_realnvp.architectures import build_vector_flow
+from tfp_realnvp.architectures.normalization import Steps
+from tfp_realnvp.bijectors.act_norm import ActNorm
 from tfp_realnvp.bijectors.class_conditional_affine import ClassConditionalAffine
 from tfp_realnvp.bijectors.composition import FlowSequence
 from tfp_realnvp.bijectors.composition import Inverted
@@ -112,8 +114,12 @@ class RealNVPChain(FlowBijector):
     vector_masks: `'half'` (default) or `'random'` (vectors).
     mask_seed: seed of the random masks (vectors; default 0).
     logit_alpha: `a` of the logit preprocessing (images; default 0.05).
-    batch_norm: put an `InvertibleBatchNorm` after every coupling.
+    batch_norm: put an `InvertibleBatchNorm` after every coupling (the paper's choice).
     batch_norm_momentum: momentum of their running averages.
+    act_norm: put Glow's `ActNorm` after every coupling instead (needs `batch_norm=False`):
+      no batch statistics, a data-dependent start on the first training batch.
+    invertible_1x1_conv: put Glow's `Invertible1x1Conv` (a learned channel mixing, LU form)
+      before every coupling.
     network_dtype: Keras dtype policy of the s/t networks, e.g. `'mixed_bfloat16'`; the
       coupling arithmetic and the log-dets stay float32.
     num_classes: K for a class-conditional flow; None (default) for an unconditional one.
@@ -148,6 +154,8 @@ class RealNVPChain(FlowBijector):
                logit_alpha=None,
                batch_norm=True,
                batch_norm_momentum=0.95,
+               act_norm=False,
+               invertible_1x1_conv=False,
                network_dtype=None,
                num_classes=None,
                class_conditional_prior=None,
@@ -171,6 +179,9 @@ class RealNVPChain(FlowBijector):
       raise ValueError('class_conditional_prior needs num_classes (a class-conditional flow).')
     if num_classes is not None and int(num_classes) < 2:
       raise ValueError(f'num_classes must be >= 2 (or None), got {num_classes}.')
+    normalization = Steps(batch_norm=bool(batch_norm),
+                          batch_norm_momentum=float(batch_norm_momentum),
+                          act_norm=bool(act_norm), invertible_1x1_conv=bool(invertible_1x1_conv))
     with tf.name_scope(name) as name:
       self._event_shape_tuple = event_shape
       self._num_classes = None if num_classes is None else int(num_classes)
@@ -179,16 +190,16 @@ class RealNVPChain(FlowBijector):
         self._num_scales = int(settings['num_scales'])
         self._logit, self._scales = build_image_flow(
             event_shape, self._num_scales, int(settings['hidden_channels']),
-            int(settings['num_res_blocks']), float(settings['logit_alpha']), batch_norm,
-            batch_norm_momentum, network_dtype, self._num_classes, validate_args)
+            int(settings['num_res_blocks']), float(settings['logit_alpha']), normalization,
+            network_dtype, self._num_classes, validate_args)
         steps = [self._logit, self._scales[0]]
       else:
         self._num_scales = None
         self._logit, self._scales = None, []
         steps = build_vector_flow(
             event_shape, int(settings['num_couplings']), settings['hidden_units'],
-            settings['vector_masks'], int(settings['mask_seed']), batch_norm,
-            batch_norm_momentum, network_dtype, self._num_classes)
+            settings['vector_masks'], int(settings['mask_seed']), normalization,
+            network_dtype, self._num_classes)
       self._prior_affine = None
       if self._num_classes is not None and class_conditional_prior in (None, True):
         self._prior_affine = ClassConditionalAffine(event_shape, self._num_classes,
@@ -238,6 +249,11 @@ class RealNVPChain(FlowBijector):
   def couplings(self):
     """Every `MaskedAffineCoupling`, in the paper's order."""
     return tuple(b for b in self._walk() if isinstance(b, MaskedAffineCoupling))
+
+  @property
+  def act_norms(self):
+    """Every `ActNorm`, in the paper's order."""
+    return tuple(b for b in self._walk() if isinstance(b, ActNorm))
 
   @property
   def batch_norms(self):

@@ -21,13 +21,14 @@ tfd = tfp.distributions
 NAMES = sorted(REGISTRY)
 # The image chains cost the most to trace and compile: checks that add nothing for a second
 # or third chain run on one of them (the batch-rank and log-det checks cover all).
-IMAGE_CHAINS = ('chain_image', 'chain_image_rgb', 'chain_image_conditional')
+IMAGE_CHAINS = ('chain_image', 'chain_image_rgb', 'chain_image_conditional',
+                'chain_image_glow_layers')
 ONE_IMAGE_CHAIN = [n for n in NAMES if n not in IMAGE_CHAINS[1:]]
 
 
 def _built(name, seed=7):
   case = REGISTRY[name]
-  return case, perturb(case.build(), seed=seed)
+  return case, perturb(case.build(), seed=seed, scale=case.perturb_scale)
 
 
 def _flat(t, event_rank):
@@ -113,7 +114,7 @@ def _num_couplings(bijector):
     (name, wrap) for name in NAMES if REGISTRY[name].has_networks
     for wrap in (['plain', 'chain', 'chain_of_two', 'invert_twice']
                  if name in ('chain_image_conditional', 'coupling_checkerboard')
-                 else ['plain', 'chain'] if name not in IMAGE_CHAINS[:2] else ['chain'])])
+                 else ['plain', 'chain'] if name not in IMAGE_CHAINS else ['chain'])])
 def test_each_network_runs_once_per_log_prob_and_sample(name, wrap, monkeypatch):
   case, bijector = _built(name)
   calls = _NetworkCalls(monkeypatch)
@@ -205,6 +206,20 @@ def test_event_shape_methods_keep_batch_dims_and_validate(name):
     bijector.inverse_event_shape(wrong)
   with pytest.raises(ValueError, match='expected'):
     bijector.inverse(tf.zeros([2] + wrong))
+
+
+def test_act_norm_starts_from_the_first_training_batch():
+  act_norm = REGISTRY['act_norm_image'].build()
+  x = flowtest.real_data((3, 2, 3), batch=16, seed=3) * 3. + 2.
+  identity = act_norm.inverse(fresh(x))                  # inference before the start
+  np.testing.assert_allclose(identity, x, atol=1e-6)
+  z = act_norm.inverse(fresh(x), training=True).numpy()
+  np.testing.assert_allclose(z.mean(axis=(0, 1, 2)), 0., atol=1e-4)
+  np.testing.assert_allclose(z.std(axis=(0, 1, 2)), 1., atol=1e-3)
+  assert bool(act_norm.initialized.numpy())
+  loc = act_norm.loc.numpy().copy()
+  act_norm.inverse(fresh(x * 5.), training=True)          # started: no second start
+  np.testing.assert_array_equal(act_norm.loc.numpy(), loc)
 
 
 def test_squeeze_is_a_permutation():

@@ -17,7 +17,7 @@ from flowtest import REGISTRY, autodiff_log_det, fresh, perturb
 @pytest.mark.parametrize('name', sorted(REGISTRY))
 def test_log_det_matches_autodiff_and_round_trips(name, trained):
   case = REGISTRY[name]
-  bijector = perturb(case.build(), seed=7)
+  bijector = perturb(case.build(), seed=7, scale=case.perturb_scale)
   if trained:
     flowtest.train_a_little(bijector, case.data_shape, case.make_data,
                             kwargs_fn=case.kwargs_fn)

@@ -6,7 +6,6 @@ from tfp_realnvp import nets
 from tfp_realnvp.bijectors.composition import FlowSequence
 from tfp_realnvp.bijectors.composition import Inverted
 from tfp_realnvp.bijectors.factor_out import FactorOut
-from tfp_realnvp.bijectors.invertible_batch_norm import InvertibleBatchNorm
 from tfp_realnvp.bijectors.logit_transform import LogitTransform
 from tfp_realnvp.bijectors.masked_affine_coupling import MaskedAffineCoupling
 from tfp_realnvp.bijectors.squeeze import Squeeze
@@ -15,8 +14,7 @@ __all__ = ['build_image_flow', 'check_image_shape']
 
 
 def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, logit_alpha,
-                     batch_norm, batch_norm_momentum, network_dtype, num_classes,
-                     validate_args):
+                     normalization, network_dtype, num_classes, validate_args):
   """`(logit, scales)`: the preprocessing and the scales' `FlowSequence`s, outermost first.
 
   In the paper's order (data to latent), for `num_scales = S` and features `F`:
@@ -30,7 +28,8 @@ def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, l
   scale S - 1: 4 x [checkerboard coupling + batch norm]
   ```
 
-  `scales[0]` holds `scales[1]` inside its factor-out, and so on.
+  `scales[0]` holds `scales[1]` inside its factor-out, and so on. `normalization` is a
+  `normalization.Steps` (the batch norm after each coupling, or Glow's layers).
   """
   check_image_shape(event_shape, num_scales)
   height, width, channels = event_shape
@@ -42,12 +41,11 @@ def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, l
     steps = []
     for k in range(count):
       name = f'{prefix}_{mask_type}_coupling_{k}'
+      steps += normalization.before_coupling(shape, name)
       steps.append(MaskedAffineCoupling(
           shape, mask_type=mask_type, parity=k % 2, num_classes=num_classes,
           network=functools.partial(network, name=f'{name}_net'), name=name))
-      if batch_norm:
-        steps.append(InvertibleBatchNorm(shape, momentum=batch_norm_momentum,
-                                         name=f'{prefix}_batch_norm_{mask_type}_{k}'))
+      steps += normalization.after_coupling(shape, f'{prefix}_', f'{mask_type}_{k}')
     return steps
 
   scales = [None] * num_scales

@@ -3,7 +3,6 @@
 import functools
 
 from tfp_realnvp import nets
-from tfp_realnvp.bijectors.invertible_batch_norm import InvertibleBatchNorm
 from tfp_realnvp.bijectors.masked_affine_coupling import MaskedAffineCoupling
 from tfp_realnvp.bijectors.masks import vector_masks
 
@@ -11,8 +10,9 @@ __all__ = ['build_vector_flow']
 
 
 def build_vector_flow(event_shape, num_couplings, hidden_units, vector_masks_pattern,
-                      mask_seed, batch_norm, batch_norm_momentum, network_dtype, num_classes):
-  """The steps of a vector flow, data first: `num_couplings x [coupling + batch norm]`.
+                      mask_seed, normalization, network_dtype, num_classes):
+  """The steps of a vector flow, data first: `num_couplings x [coupling + batch norm]`
+  (`normalization` may swap the batch norm for Glow's layers).
 
   Masks alternate a conditioning half and its complement (`vector_masks`); each coupling's
   s and t come from an MLP with `hidden_units`. No logit step: the data are real vectors.
@@ -30,11 +30,10 @@ def build_vector_flow(event_shape, num_couplings, hidden_units, vector_masks_pat
     network = functools.partial(nets.mlp_shift_and_log_scale,
                                 hidden_units=tuple(hidden_units), dtype=network_dtype,
                                 name=f'coupling_{k}_net')
+    steps += normalization.before_coupling(event_shape, f'coupling_{k}')
     steps.append(MaskedAffineCoupling(event_shape, mask_type='custom', mask=mask,
                                       network=network,
                                       num_classes=num_classes, name=f'coupling_{k}'))
-    if batch_norm:
-      steps.append(InvertibleBatchNorm(event_shape, momentum=batch_norm_momentum,
-                                       name=f'batch_norm_{k}'))
+    steps += normalization.after_coupling(event_shape, '', str(k))
   return steps
 

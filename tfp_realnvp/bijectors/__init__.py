@@ -6,11 +6,14 @@ stated in `flow_bijector`: value and log-det from one pass, any batch shape, key
 `training` and `conditional_input` routed per call.
 """
 
+from tfp_realnvp.bijectors.act_norm import ActNorm
+from tfp_realnvp.bijectors.act_norm import initialize_act_norms
 from tfp_realnvp.bijectors.class_conditional_affine import ClassConditionalAffine
 from tfp_realnvp.bijectors.composition import FlowSequence
 from tfp_realnvp.bijectors.composition import Inverted
 from tfp_realnvp.bijectors.factor_out import FactorOut
 from tfp_realnvp.bijectors.flow_bijector import FlowBijector
+from tfp_realnvp.bijectors.invertible_1x1_conv import Invertible1x1Conv
 from tfp_realnvp.bijectors.invertible_batch_norm import InvertibleBatchNorm
 from tfp_realnvp.bijectors.logit_transform import LogitTransform
 from tfp_realnvp.bijectors.masked_affine_coupling import MaskedAffineCoupling
@@ -20,6 +23,8 @@ from tfp_realnvp.bijectors.piecewise_linear import PiecewiseLinear
 from tfp_realnvp.bijectors.squeeze import Squeeze
 
 __all__ = [
+    'ActNorm',
+    'Invertible1x1Conv',
     'ClassConditionalAffine',
     'FactorOut',
     'FlowBijector',
@@ -32,4 +37,5 @@ __all__ = [
     'Squeeze',
     'checkerboard_mask',
     'half_mask',
+    'initialize_act_norms',
 ]
