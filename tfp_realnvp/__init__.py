@@ -16,8 +16,10 @@ _os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
 from tfp_realnvp import bijectors  # pylint: disable=g-import-not-at-top
 from tfp_realnvp import nets
+from tfp_realnvp.batch_norm_statistics import recompute_batch_norm_statistics
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.chain import RealNVPChain
 
-__all__ = ['RealNVPChain', 'bits_per_dim', 'bijectors', 'nets']
+__all__ = ['RealNVPChain', 'bits_per_dim', 'bijectors', 'nets',
+           'recompute_batch_norm_statistics']
 __version__ = '0.1.0'

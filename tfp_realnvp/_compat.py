@@ -16,6 +16,7 @@ __all__ = [
     'could_possibly_record',
     'in_xla_context',
     'kernel_label_map',
+    'keras_sublayers',
     'keras_variable_backing',
 ]
 
@@ -77,3 +78,8 @@ def in_xla_context(graph):
   """True if `graph` (or a graph it is nested in) is compiled by XLA."""
   from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
   return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def keras_sublayers(model):
+  """Every layer inside a Keras 3 model, nested ones included (and the model itself)."""
+  return list(model._flatten_layers(include_self=True, recursive=True))  # pylint: disable=protected-access
