@@ -319,9 +319,9 @@ class RealNVPChain(FlowBijector):
         raise ValueError(f'{self.name}: conditional_input was given, but this flow is not '
                          f'class-conditional (build it with num_classes=K).')
     else:
-      batch_rank = (x.shape.rank or 0) - len(self._event_shape_tuple)
+      batch_rank = max((x.shape.rank or 0) - len(self._event_shape_tuple), 0)
       kwargs = dict(kwargs, conditional_input=one_hot_labels(
-          labels, self._num_classes, max(batch_rank, 0), self.name))
+          labels, self._num_classes, x.shape[:batch_rank], self.name))
     return super()._batched_pass(direction, x, kwargs)
 
   def _inverse_and_log_det(self, x, **kwargs):

@@ -234,7 +234,7 @@ def test_conditional_coupling_depends_on_the_label():
     coupling.inverse(x, conditional_input=tf.constant([-1, 0]))
   with pytest.raises(ValueError, match='does not match the batch shape'):
     coupling.inverse(x, conditional_input=tf.constant([[0, 1]]))
-  with pytest.raises(ValueError, match='one-hot labels must have shape'):
+  with pytest.raises(ValueError, match='one-hot labels have shape'):
     coupling.inverse(x, conditional_input=tf.ones((2, 4)) / 4.)
   with pytest.raises(TypeError, match='integers or float one-hot'):
     coupling.inverse(x, conditional_input=tf.constant(['a', 'b']))

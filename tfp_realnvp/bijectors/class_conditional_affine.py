@@ -75,8 +75,8 @@ class ClassConditionalAffine(FlowBijector):
   def _latent_event_shape(self):
     return self._event_shape_tuple
 
-  def _class_parameters(self, conditional_input):
-    one_hot = one_hot_labels(conditional_input, self._num_classes, 1, self.name)
+  def _class_parameters(self, conditional_input, x):
+    one_hot = one_hot_labels(conditional_input, self._num_classes, x.shape[:1], self.name)
     flat = lambda v: tf.reshape(v, [self._num_classes, -1])
     shape = tf.concat([tf.shape(one_hot)[:1], self._event_shape_tuple], 0)
     loc = tf.reshape(tf.matmul(one_hot, flat(self._loc)), shape)
@@ -85,11 +85,11 @@ class ClassConditionalAffine(FlowBijector):
 
   def _forward_and_log_det(self, x, conditional_input=None, **kwargs):
     del kwargs
-    loc, log_scale = self._class_parameters(conditional_input)
+    loc, log_scale = self._class_parameters(conditional_input, x)
     return loc + tf.exp(log_scale) * x, reduce_event(log_scale, len(self._event_shape_tuple))
 
   def _inverse_and_log_det(self, y, conditional_input=None, **kwargs):
     del kwargs
-    loc, log_scale = self._class_parameters(conditional_input)
+    loc, log_scale = self._class_parameters(conditional_input, y)
     return ((y - loc) * tf.exp(-log_scale),
             -reduce_event(log_scale, len(self._event_shape_tuple)))

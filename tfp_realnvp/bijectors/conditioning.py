@@ -24,14 +24,15 @@ import tensorflow as tf
 __all__ = ['one_hot_labels']
 
 
-def one_hot_labels(labels, num_classes, batch_rank, name, validate=True):
+def one_hot_labels(labels, num_classes, batch_shape, name, validate=True):
   """Validates `labels` (integer or one-hot) and returns float32 one-hot rows.
 
   Args:
     labels: integer labels of shape `batch_shape` or float rows of shape
       `batch_shape + (num_classes,)`.
     num_classes: K.
-    batch_rank: the rank of the events' batch shape, to tell the two forms apart.
+    batch_shape: the events' static batch shape (a `tf.TensorShape`, dimensions may be
+      unknown): the labels' must match it.
     name: the bijector's name, for error messages.
     validate: check the values at run time (range of integers; rows of floats in [0, 1]
       summing to 1).
@@ -49,12 +50,15 @@ def one_hot_labels(labels, num_classes, batch_rank, name, validate=True):
         f'{name}: this flow is class-conditional (num_classes={num_classes}); pass the labels '
         f"per call, e.g. dist.log_prob(x, bijector_kwargs={{'conditional_input': labels}}).")
   labels = tf.convert_to_tensor(labels)
+  batch_shape = tf.TensorShape(batch_shape)
+  batch_rank = batch_shape.rank
   rank = labels.shape.rank
   if labels.dtype.is_integer:
-    if rank != batch_rank:
+    if rank != batch_rank or not labels.shape.is_compatible_with(batch_shape):
       raise ValueError(
-          f'{name}: integer labels must have the batch shape of the input (rank '
-          f'{batch_rank}), got shape {tuple(labels.shape)}.')
+          f'{name}: conditional_input of shape {tuple(labels.shape)} does not match the batch '
+          f'shape {tuple(batch_shape)} of the input: integer labels have the batch shape, '
+          f'one label per event.')
     labels = tf.cast(labels, tf.int32)
     if validate:
       labels = _with_checks(labels, [
@@ -66,11 +70,12 @@ def one_hot_labels(labels, num_classes, batch_rank, name, validate=True):
                                            f'found a label >= {num_classes}')])
     return tf.one_hot(labels, num_classes, dtype=tf.float32)
   if labels.dtype.is_floating:
-    if rank != batch_rank + 1 or labels.shape[-1] not in (None, num_classes):
+    if (rank != batch_rank + 1 or labels.shape[-1] not in (None, num_classes)
+        or not labels.shape[:-1].is_compatible_with(batch_shape)):
       raise ValueError(
-          f'{name}: one-hot labels must have shape batch_shape + ({num_classes},) (rank '
-          f'{batch_rank + 1}), got shape {tuple(labels.shape)}; integer labels have the batch '
-          f'shape of the input.')
+          f'{name}: conditional_input of shape {tuple(labels.shape)} does not match the batch '
+          f'shape {tuple(batch_shape)} of the input: one-hot labels have shape '
+          f'batch_shape + ({num_classes},); integer labels have the batch shape.')
     labels = tf.cast(labels, tf.float32)
     if validate:
       labels = _with_checks(labels, [

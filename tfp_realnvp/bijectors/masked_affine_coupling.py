@@ -186,7 +186,8 @@ class MaskedAffineCoupling(FlowBijector):
   # -- the math -----------------------------------------------------------------------
   def _log_scale_and_shift(self, conditioning, training, conditional_input):
     if self._num_classes is not None:
-      labels = one_hot_labels(conditional_input, self._num_classes, 1, self.name)
+      labels = one_hot_labels(conditional_input, self._num_classes, conditioning.shape[:1],
+                              self.name)
       if len(self._cond_shape) == 3:
         labels = tf.broadcast_to(labels[:, None, None, :],
                                  tf.concat([tf.shape(conditioning)[:3],

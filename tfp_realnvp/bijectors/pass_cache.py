@@ -55,12 +55,23 @@ class _Entry:
 
 
 def _kwargs_key(kwargs):
-  """A hashable key of the keyword arguments; tensors count by identity."""
+  """A hashable key of the keyword arguments.
+
+  Tensors count by identity (an eager tensor never changes; a symbolic one is one value of
+  its graph); NumPy arrays, Python lists or tuples and (eager) variables by their contents,
+  since they can change between two calls.
+  """
   items = []
   for name in sorted(kwargs):
     value = kwargs[name]
-    if tf.is_tensor(value) or isinstance(value, np.ndarray):
+    if isinstance(value, tf.Variable) and tf.executing_eagerly():
+      array = value.numpy()   # a variable can be assigned between two calls
+      items.append((name, 'array', array.dtype.str, array.shape, array.tobytes()))
+    elif tf.is_tensor(value) or isinstance(value, tf.Variable):
       items.append((name, 'id', id(value)))
+    elif isinstance(value, (np.ndarray, np.generic, list, tuple)):
+      array = np.asarray(value)
+      items.append((name, 'array', array.dtype.str, array.shape, array.tobytes()))
     else:
       items.append((name, 'value', value))
   return tuple(items)
