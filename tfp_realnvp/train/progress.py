@@ -23,18 +23,18 @@ MODES = ('auto', 'bar', 'lines', 'none')
 
 
 def _format(values):
-  parts = []
-  for name, value in values.items():
-    parts.append(f'{name} {value:.4g}' if isinstance(value, float) else f'{name} {value}')
-  return ', '.join(parts)
+  return ', '.join(f'{name} {value:.4g}' if isinstance(value, float) else f'{name} {value}'
+                   for name, value in values.items())
 
 
 def _epoch_summary(logs):
-  keys = (('train_bits_per_dim', 'train bits/dim'),
-          ('validation_bits_per_dim', 'validation bits/dim'),
-          ('images_per_second', 'images/s'), ('seconds', 's'))
-  values = {label: logs[key] for key, label in keys if logs.get(key) is not None}
-  return _format(values)
+  parts = []
+  for key, unit in (('train_bits_per_dim', 'train {:.4g} bits/dim'),
+                    ('validation_bits_per_dim', 'validation {:.4g} bits/dim'),
+                    ('images_per_second', '{:.1f} images/s'), ('seconds', '{:.0f} s')):
+    if logs.get(key) is not None:
+      parts.append(unit.format(logs[key]))
+  return ', '.join(parts)
 
 
 class Silent:
