@@ -257,7 +257,7 @@ def test_unhealthy_validation_rolls_back_and_the_best_checkpoint_is_kept(tmp_pat
   with pytest.raises(RunDivergedError) as error:
     trainer.fit(lib.dataset_fn, epochs=3, steps_per_epoch=2, validation_fn=validation_fn,
                 on_epoch_end=lambda epoch, logs: seen.append(dict(logs)), progress='none')
-  assert 'epoch 2 is unhealthy: the score is not finite' in caplog.text
+  assert 'epoch 2 is unhealthy: its validation bits/dim are not finite' in caplog.text
   good = os.path.join(directory, 'good', 'ckpt-2')
   assert error.value.last_good_checkpoint == good
   assert len(calls) == 4           # step 0, epoch 1, epoch 2 twice
@@ -281,6 +281,8 @@ def test_health_judge():
   assert verdict.healthy and not verdict.improved
   verdict = judge.judge(8218., 5.)      # a float16 run that blew up
   assert not verdict.healthy and 'more than 1 above the best so far' in verdict.reason
+  assert judge.judge(float('nan'), 5., 'validation bits/dim').reason == (
+      'its validation bits/dim are not finite (nan)')
   for bad in (float('nan'), float('inf')):
     assert not judge.judge(bad, 5.).healthy
   with pytest.raises(ValueError, match='max_rise'):

@@ -55,14 +55,17 @@ class HealthJudge:
       raise ValueError(f'max_rise must be positive, got {max_rise}.')
     self.max_rise = float(max_rise)
 
-  def judge(self, score, best):
-    """The verdict on `score` given the `best` score so far (inf: none yet)."""
+  def judge(self, score, best, what='score'):
+    """The verdict on `score` given the `best` score so far (inf: none yet).
+
+    `what` names the score in the reason, e.g. 'validation bits/dim'.
+    """
     score = float(score)
     if not math.isfinite(score):
-      return EpochVerdict(False, False, f'the score is not finite ({score})')
+      return EpochVerdict(False, False, f'its {what} are not finite ({score})')
     if math.isfinite(best) and score > best + self.max_rise:
       return EpochVerdict(
           False, False,
-          f'the score {score:.4f} bits/dim is more than {self.max_rise:g} above the '
-          f'best so far, {best:.4f}')
+          f'its {what}, {score:.4f}, are more than {self.max_rise:g} above the best so '
+          f'far, {best:.4f}')
     return EpochVerdict(True, score < best, '')

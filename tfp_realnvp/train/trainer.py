@@ -686,11 +686,10 @@ class Trainer:
     """Judges the epoch's score; rolls back and returns False when it is unhealthy."""
     score = logs['validation_bits_per_dim'] if has_validation else logs[
         'train_bits_per_dim']
-    verdict = self._health.judge(score, float(self.best_score.numpy()))
+    what = 'validation bits/dim' if has_validation else 'training bits/dim'
+    verdict = self._health.judge(score, float(self.best_score.numpy()), what)
     if not verdict.healthy:
-      what = 'validation' if has_validation else 'training'
-      self._rollback(f'epoch {logs["epoch"]} is unhealthy: {verdict.reason} '
-                     f'({what} bits/dim)')
+      self._rollback(f'epoch {logs["epoch"]} is unhealthy: {verdict.reason}')
       return False
     if verdict.improved:
       self.best_score.assign(score)
