@@ -49,7 +49,8 @@ def train_tiny(strategy=None, checkpoint_dir=None, steps=STEPS, **config):
   """`fit` for `steps` steps (one epoch); returns (trainer, history)."""
   config.setdefault('checkpoint_every', 2)
   trainer = make_trainer(strategy, checkpoint_dir=checkpoint_dir, **config)
-  history = trainer.fit(dataset_fn, epochs=1, steps_per_epoch=steps, verbose=0)
+  history = trainer.fit(dataset_fn, epochs=1, steps_per_epoch=steps,
+                        progress='none')
   return trainer, history
 
 

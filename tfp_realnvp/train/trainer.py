@@ -490,8 +490,7 @@ class Trainer:
 
   # -- the loop -----------------------------------------------------------------
   def fit(self, dataset_fn, epochs, steps_per_epoch, *, resume=False, validation_fn=None,
-          on_epoch_end=None, max_seconds=None, progress='auto', log_every=50,
-          verbose=None):
+          on_epoch_end=None, max_seconds=None, progress='auto', log_every=50):
     """Trains until `epochs * steps_per_epoch` steps are done.
 
     A fresh run (no `resume`, nothing restored) needs an empty `checkpoint_dir`: it
@@ -521,7 +520,6 @@ class Trainer:
       progress: 'auto', 'bar', 'lines' or 'none' (see `tfp_realnvp.train.progress`);
         only the chief shows progress.
       log_every: steps between two progress lines (progress 'lines').
-      verbose: 0 is progress='none' (kept for older callers).
 
     Returns:
       A list of the `logs` of the epochs completed by this call.
@@ -534,8 +532,6 @@ class Trainer:
     if steps_per_epoch < 1 or epochs < 0:
       raise ValueError(f'need steps_per_epoch >= 1 and epochs >= 0, got '
                        f'{steps_per_epoch} and {epochs}.')
-    if verbose == 0:
-      progress = 'none'
     printer = make_progress(progress if self.is_chief else 'none', log_every)
     deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
     self.stopped_early = False
