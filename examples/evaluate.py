@@ -15,7 +15,7 @@ import sys
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from tfp_realnvp.cli.evaluate import main  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.cli.evaluate import main  # noqa: E402
 
 if __name__ == '__main__':
   sys.exit(main())

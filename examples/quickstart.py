@@ -16,19 +16,16 @@ import os
 import sys
 import time
 
-os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfp_realnvp import bits_per_dim  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp import viz  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp.cli import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp.data import image_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp.train import recipe  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp.train import runs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp import bits_per_dim
+from tfp_realnvp import viz
+from tfp_realnvp.cli import common
+from tfp_realnvp.data import image_pipeline
+from tfp_realnvp.train import recipe
+from tfp_realnvp.train import runs
 
 
 def build_parser():

@@ -143,10 +143,10 @@ def _poisoned(bad_batches, always=False):
     if len(calls) > 1 and not always:
       return dataset
     if isinstance(bad_batches, int):
-      is_bad = lambda index: index >= bad_batches  # pylint: disable=unnecessary-lambda-assignment
+      is_bad = lambda index: index >= bad_batches  # noqa: E731
     else:
       bad = tf.constant(sorted(bad_batches), tf.int64)
-      is_bad = lambda index: tf.reduce_any(tf.equal(index, bad))  # pylint: disable=unnecessary-lambda-assignment
+      is_bad = lambda index: tf.reduce_any(tf.equal(index, bad))  # noqa: E731
 
     def poison(index, x):
       return tf.where(is_bad(index), tf.fill(tf.shape(x), np.nan), x)

@@ -79,7 +79,7 @@ DEFAULT_OUTPUT_DIR = os.path.join('runs', 'train_mnist')
 # The lists of metrics.json, one entry per epoch.
 PER_EPOCH_KEYS = ('epoch', 'step', 'train_bits_per_dim', 'validation_bits_per_dim',
                   'test_bits_per_dim', 'images_per_second_per_epoch', 'seconds',
-                  'learning_rate', 'skipped_steps', 'samples', 'checkpoint')
+                  'learning_rate', 'skipped_steps', 'samples')
 
 
 def build_parser():
@@ -346,8 +346,7 @@ class _Run:
         test_bits_per_dim=test_bpd, images_per_second_per_epoch=logs['images_per_second'],
         seconds=logs['seconds'], learning_rate=logs['learning_rate'],
         skipped_steps=logs['skipped_steps'],
-        samples=os.path.relpath(path, self.out),
-        checkpoint=os.path.join(runs.CHECKPOINT_DIR, f'ckpt-{logs["step"]}')))
+        samples=os.path.relpath(path, self.out)))
     validation = logs['validation_bits_per_dim']
     self.log.info('epoch %d%s: train %.4f, validation %s, test %.4f bits/dim%s, %.1f '
                   'images/s (evaluation and samples %.1f s)', epoch,

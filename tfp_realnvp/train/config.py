@@ -42,8 +42,9 @@ class TrainConfig:
       the best score so far, the untrained model's included, is unhealthy, like a
       non-finite score: the run goes back to its last good checkpoint. 1 bit/dim is far
       outside the epoch-to-epoch noise of a healthy run (hundredths).
-    patience: early stopping: end the run when the validation bits/dim have not improved
-      for this many epochs; None: never.
+    patience: early stopping: end the run when its score (the validation bits/dim, or the
+      training bits/dim without validation data) has not improved for this many epochs;
+      None: never.
   """
   global_batch_size: int = recipe.BATCH_SIZE
   learning_rate: float = recipe.LEARNING_RATE
