@@ -14,9 +14,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
 
 import train_testlib as lib
-from tensorboard.backend.event_processing import event_accumulator
+from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.cli import evaluate as cli_evaluate
 from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.train import runs
@@ -212,6 +213,18 @@ def test_evaluate_scores_the_checkpoint_and_samples(cli_run, evaluation):
                              metrics['final_test_bits_per_dim'], rtol=1e-5)
   for name in ('samples_T0.5.png', 'samples_T1.png', 'temperatures.png'):
     assert (out / 'eval' / name).stat().st_size > 0
+  # load_run rebuilds the best epoch's flow from the folder alone.
+  run = runs.load_run(out, checkpoint='best')
+  assert run.checkpoint == str(out / metrics['best_checkpoint'])
+  assert run.step == metrics['step'][metrics['best_epoch'] - 1]
+  assert (run.event_shape, run.num_levels) == ((8, 8, 1), 17)
+  images = lib.digits()
+  test = image_pipeline(images.test, images.num_levels, 297, training=False,
+                        seed=runs.EVAL_SEED, drop_remainder=False)
+  log_prob = np.concatenate([run.distribution.log_prob(x).numpy() for x in test])
+  np.testing.assert_allclose(
+      float(bits_per_dim(np.mean(log_prob.astype(np.float64)), (8, 8, 1), 17)),
+      metrics['best_test_bits_per_dim'], rtol=1e-5)
 
 
 _LOADER = textwrap.dedent('''

@@ -231,13 +231,15 @@ def _build_trainer(args, config, strategy, steps_per_epoch):
         checkpoint_every=args.checkpoint_every or None, patience=args.patience)
   except ValueError as err:
     raise common.CLIError(str(err)) from err
+  replicas = strategy.num_replicas_in_sync
+  if args.batch_size % replicas:
+    raise common.CLIError(f'--batch-size {args.batch_size} does not split evenly over '
+                          f'{replicas} replicas; use a multiple of {replicas}.')
   try:
     return Trainer(runs.flow_fn_from_config(config), tuple(config['image_shape']),
                    train_config, num_levels=config['num_levels'], strategy=strategy,
                    checkpoint_dir=os.path.join(args.output_dir, runs.CHECKPOINT_DIR))
   except ValueError as err:
-    if 'replicas' in str(err):
-      raise common.CLIError(f'--batch-size {args.batch_size}: {err}') from err
     raise common.CLIError(
         f'--num-scales {args.num_scales}, --hidden-channels {args.hidden_channels}, '
         f'--num-res-blocks {args.num_res_blocks} do not fit '
@@ -259,7 +261,10 @@ def _prepare_run_folder(args, trainer, config, chief, log):
   checkpoint_dir = os.path.join(args.output_dir, runs.CHECKPOINT_DIR)
   config_path = os.path.join(args.output_dir, runs.CONFIG_NAME)
   if args.resume:
-    saved = runs.read_json(config_path)
+    try:
+      saved = runs.read_json(config_path)
+    except ValueError as err:
+      raise common.CLIError(f'--resume: {err}') from err
     if saved is not None:
       _check_resume_config(saved, config, config_path)
     try:
