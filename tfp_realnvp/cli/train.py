@@ -98,8 +98,8 @@ def build_parser():
   data.add_argument('--max-examples', type=common.positive_int, default=None,
                     help='keep only this many images per split')
   data.add_argument('--validation-examples', type=common.count, default=None,
-                    help='training images held out for validation (default: a tenth, at '
-                         'most 2000; 0: none)')
+                    help='training images held out for validation; None: a tenth, at '
+                         'most 2000; 0: none')
   data.add_argument('--max-test-examples', type=common.positive_int, default=None,
                     help='test images scored per epoch (default: all)')
   data.add_argument('--horizontal-flip', action='store_true',
@@ -131,7 +131,7 @@ def build_parser():
                         '(evaluation, samples, checkpoint, export)')
   opt.add_argument('--patience', type=common.positive_int, default=None,
                    help='stop after this many epochs without a better validation '
-                        'bits/dim (default: never)')
+                        'bits/dim; None: never')
   out = parser.add_argument_group('output')
   common.add_common_flags(out, DEFAULT_OUTPUT_DIR, 'the run folder')
   again = out.add_mutually_exclusive_group()
