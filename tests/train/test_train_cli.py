@@ -83,11 +83,14 @@ def cli_run(tmp_path_factory):
         proc.kill()
       proc.wait()
   assert proc.returncode == -signal.SIGKILL
-  # Every checkpoint the killed run left loads (read before the resumed run
-  # rotates them out).
+  # Every checkpoint the killed run left loads (read before the resumed run rotates
+  # them out). A kill in the middle of a rotation may leave the state file listing the
+  # checkpoint it was deleting: its index is gone, and resuming skips it.
   state = tf.train.get_checkpoint_state(str(checkpoints))
   saved = {}
   for path in state.all_model_checkpoint_paths:
+    if not os.path.exists(path + '.index') and path != state.model_checkpoint_path:
+      continue
     reader = tf.train.load_checkpoint(path)
     keys = reader.get_variable_to_shape_map()
     iterations = [k for k in keys if k.startswith('optimizer/')
