@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import train_testlib  # noqa: E402
+
 from tfp_realnvp.train import pick_strategy  # noqa: E402
 
 

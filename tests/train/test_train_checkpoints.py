@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import train_testlib as lib
+
 from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.train import checkpoints
 from tfp_realnvp.train import runs

@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import train_testlib as lib
 from tensorboard.backend.event_processing import event_accumulator
 
-import train_testlib as lib
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.cli import evaluate as cli_evaluate
 from tfp_realnvp.data import image_pipeline

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import train_testlib as lib
+
 from tfp_realnvp.train import UnhealthyExportError
 
 

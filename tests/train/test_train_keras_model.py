@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import train_testlib as lib
 from tensorboard.backend.event_processing import event_accumulator
 
-import train_testlib as lib
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.train import CheckpointCallback
