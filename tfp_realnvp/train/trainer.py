@@ -37,6 +37,7 @@ class StepResult:
   applied: bool         # the update was applied
   loss_finite: bool
   grads_finite: bool
+  batch_finite: bool = True   # False: the batch held NaN or inf (the step was skipped)
 
 
 @dataclasses.dataclass
@@ -83,9 +84,10 @@ class Trainer:
   `nll_sum / global batch + l2 / replicas`, times the loss scale for float16); the
   gradients are summed over replicas, unscaled, clipped to `clip_norm` (global norm),
   and Adam applies them, unless the loss or a gradient is not finite: then the update is
-  skipped and the running statistics are put back as they were. Image batches must hold
-  pixels in [0, 1] (NaN aside, which the guard handles): anything else stops the run
-  with an `InvalidArgumentError` that says so.
+  skipped and the running statistics are put back as they were. A batch that holds NaN
+  or inf never reaches the flow: its step is skipped the same way. Image batches must
+  hold pixels in [0, 1] otherwise: anything else stops the run with an
+  `InvalidArgumentError` that says so.
 
   Each epoch ends with a score: the validation bits/dim (`validation_fn`), or else the
   epoch's training bits/dim. `tfp_realnvp.train.health` judges it against the best so
@@ -197,6 +199,10 @@ class Trainer:
     replicas = context.num_replicas_in_sync
     backup = [tf.identity(v.read_value()) for v in self.state_variables]
     loss_scale = tf.convert_to_tensor(self.loss_scale)
+    # A batch holding NaN or inf never reaches the flow: the step runs on a stand-in
+    # (whose statistics are put back) and is skipped.
+    bad_batches = 1. - tf.cast(tf.reduce_all(tf.math.is_finite(x)), tf.float32)
+    x = tf.where(bad_batches > 0., tf.fill(tf.shape(x), 0.5), x)
     with tf.GradientTape() as tape:
       nll_sum = -tf.reduce_sum(recipe.training_log_prob(self.distribution, x))
       loss = (nll_sum / cfg.global_batch_size
@@ -206,13 +212,15 @@ class Trainer:
     grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
              for g, v in zip(grads, self.trainable_variables)]
     if replicas > 1:
-      grads, nll_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, (grads, nll_sum))
+      grads, nll_sum, bad_batches = context.all_reduce(
+          tf.distribute.ReduceOp.SUM, (grads, nll_sum, bad_batches))
     grads = [g / loss_scale for g in grads]
-    nll = nll_sum / cfg.global_batch_size
+    batch_finite = tf.equal(bad_batches, 0.)
+    nll = tf.where(batch_finite, nll_sum / cfg.global_batch_size, np.nan)
     loss_finite = tf.math.is_finite(nll)
     grads_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
     grads, norm = recipe.clip_gradients(grads, cfg.clip_norm)
-    return nll, norm, loss_finite, grads_finite, grads, backup
+    return nll, norm, loss_finite, grads_finite, batch_finite, grads, backup
 
   def _apply(self, grads):
     self.optimizer.apply(grads, list(self.trainable_variables))
@@ -232,7 +240,7 @@ class Trainer:
 
     @tf.function
     def train_fn(batch):
-      nll, norm, loss_finite, grads_finite, grads, backup = strategy.run(
+      nll, norm, loss_finite, grads_finite, batch_finite, grads, backup = strategy.run(
           compute, args=(batch,))
       ok = tf.logical_and(first(loss_finite), first(grads_finite))
 
@@ -248,7 +256,8 @@ class Trainer:
       return tf.stack([first(nll), first(norm),
                        tf.cast(first(loss_finite), tf.float32),
                        tf.cast(first(grads_finite), tf.float32),
-                       tf.cast(applied, tf.float32)])
+                       tf.cast(applied, tf.float32),
+                       tf.cast(first(batch_finite), tf.float32)])
 
     return train_fn
 
@@ -262,7 +271,8 @@ class Trainer:
         nll=nll,
         bits_per_dim=float(bits_per_dim(-nll, self.event_shape, self.num_levels)),
         grad_norm=float(values[1]), loss_finite=bool(values[2]),
-        grads_finite=bool(values[3]), applied=bool(values[4]))
+        grads_finite=bool(values[3]), applied=bool(values[4]),
+        batch_finite=bool(values[5]))
     self.step += 1
     if self.config.mixed_precision == 'float16':
       self._update_loss_scale(result.grads_finite)
@@ -644,7 +654,8 @@ class Trainer:
       return True
     stats.skipped += 1
     self._bad_steps += 1
-    what = 'non-finite loss' if not result.loss_finite else 'non-finite gradient'
+    what = ('non-finite batch' if not result.batch_finite else
+            'non-finite loss' if not result.loss_finite else 'non-finite gradient')
     if self.config.mixed_precision == 'float16' and result.loss_finite:
       logger.info('step %d: %s with loss scale %g: skipped the update (loss scale '
                   'halved)', self.step, what, float(self.loss_scale.numpy()) * 2)
