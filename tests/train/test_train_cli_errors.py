@@ -61,7 +61,7 @@ def _write_idx_gz(folder, corrupt=False):
 
 
 @pytest.mark.parametrize('source, message', [
-    ('empty_folder', 'holds no train images'),
+    ('empty_folder', '/data holds no'),
     ('corrupt_gzip', 'corrupt gzip'),
     ('empty_test_split', 'the test split of'),
     ('too_few_images', '--batch-size 64 is larger than the'),
