@@ -7,8 +7,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import train_testlib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp.train import pick_strategy  # pylint: disable=g-import-not-at-top,wrong-import-position
+import train_testlib  # noqa: E402
+
+from tfp_realnvp.train import pick_strategy  # noqa: E402
 
 
 @pytest.fixture(scope='session')

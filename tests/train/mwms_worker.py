@@ -15,8 +15,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
-
 import train_testlib  # pylint: disable=g-import-not-at-top
+
 from tfp_realnvp.train import describe_strategy
 from tfp_realnvp.train import is_chief
 from tfp_realnvp.train import pick_strategy

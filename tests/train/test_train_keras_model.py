@@ -6,14 +6,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import train_testlib as lib
+from tensorboard.backend.event_processing import event_accumulator
+
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.train import CheckpointCallback
 from tfp_realnvp.train import FlowModel
 from tfp_realnvp.train import make_flow
 from tfp_realnvp.train import pick_strategy
+from tfp_realnvp.train import recipe
 
 
 class _BatchCounter(keras.callbacks.Callback):
@@ -105,3 +107,49 @@ def test_fit_on_two_logical_devices_matches_one_device():
                              rtol=1e-5)
   for a, b in zip(one_vars, two_vars):
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.filterwarnings('ignore::UserWarning')
+@pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
+def test_fit_under_a_global_mixed_precision_policy_with_tensorboard(tmp_path, policy):
+  images = lib.digits()
+  batches = image_pipeline(images.train, images.num_levels, 32, seed=0)
+  x = next(iter(batches))
+  reference = _model()     # float32, the same initial weights
+  want, _ = recipe.maximum_likelihood_loss(reference.distribution, x,
+                                           reference.flow.l2_regularized_variables)
+  try:
+    keras.mixed_precision.set_global_policy(policy)
+    model = _model()
+  finally:
+    keras.mixed_precision.set_global_policy('float32')
+  dtype = policy.split('_')[1]
+  assert {layer.compute_dtype for net in model.flow.networks
+          for layer in net._flatten_layers()  # pylint: disable=protected-access
+          if 'conv' in layer.name} == {dtype}
+  assert all(v.dtype == tf.float32 for v in model.flow_variables)
+  assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (
+      dtype == 'float16')
+  history = model.fit(batches, epochs=2, steps_per_epoch=1, verbose=0,
+                      callbacks=[keras.callbacks.TensorBoard(str(tmp_path / 'tb'))])
+  losses = history.history['loss']
+  assert np.all(np.isfinite(losses))
+  # The first step's loss (initial weights, first batch) is the float32 one up to the
+  # networks' rounding.
+  np.testing.assert_allclose(losses[0], float(want), rtol=1e-2)
+  applied = int(model.optimizer.iterations.numpy())
+  if dtype == 'float16':
+    # Each step was applied or skipped with the loss scale halved.
+    halvings = np.log2(model.optimizer.initial_scale
+                       / float(model.optimizer.dynamic_scale.numpy()))
+    assert applied + halvings == 2
+  else:
+    assert applied == 2
+  # keras.callbacks.TensorBoard wrote the epoch's scalars, read back by TensorBoard.
+  events = event_accumulator.EventAccumulator(str(tmp_path / 'tb' / 'train'),
+                                              size_guidance={'tensors': 0})
+  events.Reload()
+  tags = events.Tags()['tensors']
+  assert {'epoch_loss', 'epoch_bits_per_dim'} <= set(tags)
+  logged = tf.make_ndarray(events.Tensors('epoch_loss')[0].tensor_proto)
+  np.testing.assert_allclose(logged, losses[0], rtol=1e-5)

@@ -9,8 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-import train_testlib as lib
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 600  # seconds, for both workers together
 

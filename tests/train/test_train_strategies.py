@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import train_testlib as lib
+
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.train import make_flow

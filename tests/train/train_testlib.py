@@ -49,7 +49,8 @@ def train_tiny(strategy=None, checkpoint_dir=None, steps=STEPS, **config):
   """`fit` for `steps` steps (one epoch); returns (trainer, history)."""
   config.setdefault('checkpoint_every', 2)
   trainer = make_trainer(strategy, checkpoint_dir=checkpoint_dir, **config)
-  history = trainer.fit(dataset_fn, epochs=1, steps_per_epoch=steps, verbose=0)
+  history = trainer.fit(dataset_fn, epochs=1, steps_per_epoch=steps,
+                        progress='none')
   return trainer, history
 
 
@@ -57,3 +58,23 @@ def variables_dict(trainer):
   """Every flow variable (incl. batch-norm statistics) by position."""
   return {f'v{i:04d}': np.array(v.numpy())
           for i, v in enumerate(trainer.flow.variables)}
+
+
+def perturbed_trainer(scale=0.05, seed=0, **kwargs):
+  """The tiny trainer with its trainable weights moved off their initial values.
+
+  Zero-initialised output layers make every coupling the identity at first; a check of
+  the trained model's functions on the identity could not tell them apart.
+  """
+  trainer = make_trainer(**kwargs)
+  rng = np.random.default_rng(seed)
+  for v in trainer.trainable_variables:
+    v.assign(v.numpy() + scale * rng.standard_normal(v.shape).astype(np.float32))
+  return trainer
+
+
+def test_images(count=32):
+  """`count` dequantized digits test images, float32 in [0, 1)."""
+  images = digits()
+  return next(iter(image_pipeline(images.test[:count], images.num_levels, count,
+                                  training=False, seed=1))).numpy()

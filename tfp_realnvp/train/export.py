@@ -1,58 +1,108 @@
 """SavedModel export of a flow: `log_prob`, `bits_per_dim` and `sample` signatures.
 
-The export is a `tf.Module` holding the flow's variables and `tf.function`s
-with fixed input signatures that close over the flow. A program that loads
-it needs TensorFlow only (no tfp_realnvp, no TFP, no Keras):
+The export is a `tf.Module` holding the flow's variables and `tf.function`s with input
+signatures that close over the flow. A program that loads it needs TensorFlow only (no
+tfp_realnvp, no TFP, no Keras):
 
 ```python
 import tensorflow as tf
 model = tf.saved_model.load('run/saved_model')
-log_prob = model.log_prob(images)             # (N,) nats, images (N, H, W, C) in [0, 1]
-bpd = model.bits_per_dim(images)             # (N,)
+log_prob = model.log_prob(images)        # (N,) nats; images float32 (N, H, W, C) in [0, 1]
+bpd = model.bits_per_dim(images)         # (N,)
 x = model.sample(tf.constant(16), tf.constant(0.7), tf.constant(0, tf.int64))
 # or through the signatures (dict outputs):
 model.signatures['sample'](n=tf.constant(16), temperature=tf.constant(0.7),
                            seed=tf.constant(0, tf.int64))['images']
 ```
+
+The functions check their inputs as the library does with `validate_args=True`: images
+must be float32 of shape `(N,) + event_shape`, finite, with pixels in [0, 1] (dequantized
+`(k + u) / num_levels`; integer images such as uint8 0..255 must be scaled first);
+otherwise they raise `InvalidArgumentError` saying which. `n = 0` images give empty
+results. `sample` clips its images to [0, 1]: the flow's `forward` is exact on the whole
+latent space, so a latent far out in the tails maps slightly outside the pixel range.
+
+`export_saved_model` checks the model before it writes anything: `log_prob` of real
+images and samples must be finite.
 """
 
+import os
+import shutil
+
+import numpy as np
 import tensorflow as tf
 
 from tfp_realnvp import bits
-from tfp_realnvp.train.trainer import make_distribution
+from tfp_realnvp.latents import sample_latents
+from tfp_realnvp.train.health import RunUnhealthyError
+from tfp_realnvp.train.recipe import make_distribution
 
-__all__ = ['FlowExport', 'export_saved_model']
+__all__ = ['FlowExport', 'UnhealthyExportError', 'check_export', 'export_saved_model']
+
+_CHECK_SEED = 0
+
+
+class UnhealthyExportError(RunUnhealthyError):
+  """The model to export gives non-finite log-probabilities or samples."""
 
 
 class FlowExport(tf.Module):
   """The inference-mode functions of a trained flow, ready for SavedModel.
 
   Attributes (all `tf.function`s with input signatures):
-    log_prob(x): log-density of `x` (float32 `(N,) + event_shape`, pixels in
-      [0, 1]) in nats, shape `(N,)`.
+    log_prob(x): log-density of `x` (float32 `(N,) + event_shape`, pixels in [0, 1]) in
+      nats, shape `(N,)`.
     bits_per_dim(x): `(-log_prob(x) / D + log(num_levels)) / log(2)`.
-    sample(n, temperature, seed): `n` images `flow.forward(T * eps)`,
-      `eps ~ N(0, I)` drawn statelessly from the int64 `seed`.
+    sample(n, temperature, seed): `n` images `clip(flow.forward(z), 0, 1)` with
+      `z = tfp_realnvp.latents.sample_latents(event_shape, n, temperature, seed)`.
     event_shape, num_levels: `tf.Variable`s describing the data.
   """
 
   def __init__(self, flow, event_shape, num_levels=256, name='real_nvp'):
     super().__init__(name=name)
     event_shape = tuple(int(d) for d in event_shape)
-    # Tracked, so the SavedModel holds them; the flow itself (Keras objects
-    # inside) stays out of the object graph.
+    # Tracked, so the SavedModel holds them; the flow itself (Keras objects inside)
+    # stays out of the object graph.
     self.flow_variables = list(flow.variables)
-    self.event_shape = tf.Variable(event_shape, dtype=tf.int64,
-                                   trainable=False, name='event_shape')
-    self.num_levels = tf.Variable(int(num_levels), dtype=tf.int64,
-                                  trainable=False, name='num_levels')
+    self.event_shape = tf.Variable(event_shape, dtype=tf.int64, trainable=False,
+                                   name='event_shape')
+    self.num_levels = tf.Variable(int(num_levels), dtype=tf.int64, trainable=False,
+                                  name='num_levels')
     distribution = make_distribution(flow, event_shape)
+    shape_text = '(N, ' + ', '.join(str(d) for d in event_shape) + ')'
+    image_spec = tf.TensorSpec(None, tf.float32, name='x')
 
-    image_spec = tf.TensorSpec((None,) + event_shape, tf.float32, name='x')
+    def check_images(x):
+      rank = len(event_shape) + 1
+      # The shape padded to the expected rank, so that any rank compares.
+      padded = tf.concat([tf.shape(x), tf.zeros([rank], tf.int32)], 0)[:rank]
+      shape_ok = tf.logical_and(
+          tf.equal(tf.rank(x), rank),
+          tf.reduce_all(tf.equal(padded[1:], tf.constant(event_shape, tf.int32))))
+      checks = [tf.debugging.Assert(
+          shape_ok, [f'x must have shape {shape_text}; got shape', tf.shape(x)])]
+      with tf.control_dependencies(checks):
+        checks = [tf.debugging.assert_all_finite(x, 'x holds NaN or infinite values')]
+      with tf.control_dependencies(checks):
+        checks = [
+            tf.debugging.assert_greater_equal(
+                tf.reduce_min(x), 0.,
+                message='pixels must lie in [0, 1] (dequantized images (k + u) / '
+                        'num_levels); x holds values below 0'),
+            tf.debugging.assert_less_equal(
+                tf.reduce_max(x), 1.,
+                message='pixels must lie in [0, 1] (dequantized images (k + u) / '
+                        'num_levels; scale integer images such as uint8 0..255 '
+                        'first); x holds values above 1'),
+        ]
+      with tf.control_dependencies(checks):
+        return tf.ensure_shape(tf.identity(x), (None,) + event_shape)
 
     @tf.function(input_signature=[image_spec])
     def log_prob(x):
-      return distribution.log_prob(x)
+      x = check_images(x)
+      return tf.cond(tf.shape(x)[0] > 0, lambda: distribution.log_prob(x),
+                     lambda: tf.zeros([0], tf.float32))
 
     @tf.function(input_signature=[image_spec])
     def bits_per_dim(x):
@@ -63,10 +113,16 @@ class FlowExport(tf.Module):
         tf.TensorSpec([], tf.float32, name='temperature'),
         tf.TensorSpec([], tf.int64, name='seed')])
     def sample(n, temperature, seed):
-      eps = tf.random.stateless_normal(
-          tf.concat([[n], tf.constant(event_shape, tf.int32)], 0),
-          seed=tf.stack([seed, tf.constant(0, tf.int64)]))
-      return flow.forward(temperature * eps)
+      checks = [
+          tf.debugging.assert_non_negative(n, message='n must be >= 0'),
+          tf.debugging.assert_all_finite(temperature, 'temperature must be finite'),
+          tf.debugging.assert_non_negative(temperature,
+                                           message='temperature must be >= 0'),
+      ]
+      with tf.control_dependencies(checks):
+        z = sample_latents(event_shape, n, temperature, seed)
+      images = tf.cond(n > 0, lambda: flow.forward(z), lambda: z)
+      return tf.clip_by_value(images, 0., 1.)
 
     self.log_prob = log_prob
     self.bits_per_dim = bits_per_dim
@@ -93,12 +149,65 @@ class FlowExport(tf.Module):
             'sample': sample.get_concrete_function()}
 
 
-def export_saved_model(flow, event_shape, path, num_levels=256):
+def check_export(module, flow, event_shape, check_images, num_samples=16):
+  """Raises `UnhealthyExportError` unless the flow's variables, `log_prob(check_images)`
+  and samples are finite.
+
+  The variables are checked first: a fused graph-mode convolution and ReLU can turn a NaN
+  weight into finite but meaningless outputs. The samples are checked before the
+  export's clipping (`flow.forward` of latents at temperature 1 from a fixed seed).
+  """
+  for v in flow.variables:
+    if v.dtype.is_floating and not np.all(np.isfinite(v.numpy())):
+      raise UnhealthyExportError(f'the model to export has a non-finite variable '
+                                 f'{getattr(v, "path", None) or v.name}: not exported.')
+  log_prob = module.log_prob(tf.convert_to_tensor(check_images, tf.float32)).numpy()
+  bad = int(np.sum(~np.isfinite(log_prob)))
+  if bad:
+    raise UnhealthyExportError(
+        f'the model to export gives a non-finite log_prob for {bad} of '
+        f'{len(log_prob)} real test images: not exported.')
+  images = flow.forward(sample_latents(event_shape, num_samples, 1., _CHECK_SEED)).numpy()
+  if not np.all(np.isfinite(images)):
+    raise UnhealthyExportError(
+        f'the model to export draws non-finite samples '
+        f'({int(np.sum(~np.isfinite(images)))} values of {images.size}): not exported.')
+
+
+def _replace_folder(source, target):
+  """Moves `source` to `target`, replacing what `target` held."""
+  old = f'{target}.old-{os.getpid()}'
+  if os.path.exists(target):
+    os.rename(target, old)
+  os.rename(source, target)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def export_saved_model(flow, event_shape, path, num_levels=256, check_images=None):
   """Saves `flow` (inference mode) as a SavedModel at `path`; returns `path`.
 
   Call it with a flow whose variables are plain (not distributed): e.g.
-  `Trainer.export`, which copies the trained values into a fresh flow.
+  `Trainer.export`, which copies the trained values into a fresh flow. The model is
+  written next to `path` first and moved into place when complete, so `path` never
+  holds half a SavedModel.
+
+  Args:
+    flow: the flow bijector.
+    event_shape: the data's event shape.
+    path: the SavedModel folder.
+    num_levels: levels of the quantized data, for bits/dim.
+    check_images: optional batch of real images (float32 in [0, 1]): nothing is
+      written unless `log_prob` on them and samples are finite.
+
+  Raises:
+    UnhealthyExportError: the check failed; nothing was written.
   """
+  path = os.fspath(path)
   module = FlowExport(flow, event_shape, num_levels=num_levels)
-  tf.saved_model.save(module, path, signatures=module.signatures())
+  if check_images is not None:
+    check_export(module, flow, tuple(event_shape), check_images)
+  partial = f'{path}.writing-{os.getpid()}'
+  shutil.rmtree(partial, ignore_errors=True)
+  tf.saved_model.save(module, partial, signatures=module.signatures())
+  _replace_folder(partial, path)
   return path

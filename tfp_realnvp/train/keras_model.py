@@ -8,38 +8,53 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_realnvp.bits import bits_per_dim
-from tfp_realnvp.train.trainer import l2_penalty
-from tfp_realnvp.train.trainer import make_distribution
+from tfp_realnvp.train import recipe
+from tfp_realnvp.train.checkpoints import CheckpointStore
+from tfp_realnvp.train.checkpoints import NonFiniteStateError
 
 __all__ = ['FlowModel', 'CheckpointCallback']
 
 logger = logging.getLogger('tfp_realnvp.train')
 
 
+def _images(data):
+  """The images of a batch: `x`, or the first element of `(x, ...)`."""
+  return data[0] if isinstance(data, (tuple, list)) else data
+
+
 class FlowModel(keras.Model):
   """A `keras.Model` around a flow, trained by `fit` on batches of images.
 
-  The loss is the negative log-likelihood (nats per example, mean over the
-  batch) plus the paper's L2 penalty on the couplings' s-scales; the metric
-  `bits_per_dim` is the same likelihood in bits per dimension. `fit` runs the
-  flow in training mode (batch statistics, running averages updated once per
-  step); `evaluate` and `predict` (which returns `log_prob`) run it in
-  inference mode. Gradients are clipped to `clip_norm` (global norm, over the
-  global batch when a `tf.distribute` strategy is active).
+  The loss is the recipe's (`tfp_realnvp.train.recipe`): the negative log-likelihood
+  (nats per example, mean over the batch) plus the paper's L2 penalty on the couplings'
+  s-scales; the metric `bits_per_dim` is the same likelihood in bits per dimension.
+  `fit` runs the flow in training mode (batch statistics, running averages updated once
+  per step); `evaluate` and `predict` (which returns `log_prob`) run it in inference
+  mode. Gradients are clipped to `clip_norm` (global norm, over the global batch when a
+  `tf.distribute` strategy is active). Image batches (event `(H, W, C)`) must hold
+  pixels in [0, 1]; `fit` raises `InvalidArgumentError` otherwise.
+
+  Mixed precision: under a global Keras policy (`keras.mixed_precision.set_global_policy(
+  'mixed_float16')` before the flow is built, or `make_flow(..., mixed_precision=...)`)
+  the s/t networks compute in float16 or bfloat16 while the model itself, the flow's
+  arithmetic, the log-dets and the loss stay float32. With float16 networks `compile`
+  wraps the optimizer in `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling:
+  steps with non-finite gradients are skipped and the scale halved).
 
   ```python
   with strategy.scope():          # optional
-    model = FlowModel(RealNVPChain((28, 28, 1), hidden_channels=32), (28, 28, 1))
+    model = FlowModel(make_flow((28, 28, 1), hidden_channels=32), (28, 28, 1))
     model.compile(keras.optimizers.Adam(1e-3))
   model.fit(train_batches, epochs=3, validation_data=test_batches,
             callbacks=[CheckpointCallback('run/checkpoints', every_n_steps=500),
                        keras.callbacks.TensorBoard('run/tensorboard')])
   ```
 
-  Keras does not see the flow's `tf.Variable`s (Keras 3 tracks its own
-  variables only): use `flow_variables` and `CheckpointCallback` (or a
-  `tf.train.Checkpoint(flow=model.flow, optimizer=model.optimizer)`) rather
-  than `model.save_weights`.
+  Keras does not see the flow's `tf.Variable`s (Keras 3 tracks its own variables only):
+  use `flow_variables` and `CheckpointCallback` (or a `tf.train.Checkpoint(
+  flow=model.flow, optimizer=model.optimizer)`) rather than `model.save_weights`. When
+  `fit` writes to a log file rather than a terminal, `verbose=2` (one line per epoch)
+  keeps the progress bar's redraws out of it.
 
   Args:
     flow: the bijector, latent to data.
@@ -47,18 +62,20 @@ class FlowModel(keras.Model):
     num_levels: levels of the quantized data, for bits/dim.
     l2_scale: L2 penalty on `flow.l2_regularized_variables`.
     clip_norm: gradient clipping norm; None: no clipping.
-    **kwargs: passed to `keras.Model` (e.g. `name`).
+    **kwargs: passed to `keras.Model` (e.g. `name`); the model's own dtype policy is
+      float32 whatever the global policy.
   """
 
-  def __init__(self, flow, event_shape, num_levels=256, l2_scale=5e-5,
-               clip_norm=100., **kwargs):
+  def __init__(self, flow, event_shape, num_levels=256, l2_scale=recipe.L2_SCALE,
+               clip_norm=recipe.CLIP_NORM, **kwargs):
+    kwargs['dtype'] = 'float32'
     super().__init__(**kwargs)
     self.flow = flow
     self.event_shape = tuple(int(d) for d in event_shape)
     self.num_levels = int(num_levels)
     self.l2_scale = float(l2_scale)
     self.clip_norm = clip_norm
-    self.distribution = make_distribution(flow, self.event_shape)
+    self.distribution = recipe.make_distribution(flow, self.event_shape)
     self._flow_variables = list(self.distribution.trainable_variables)
     self._l2_variables = list(getattr(flow, 'l2_regularized_variables', ()))
     self.loss_tracker = keras.metrics.Mean(name='loss')
@@ -75,142 +92,182 @@ class FlowModel(keras.Model):
     return [self.loss_tracker, self.bpd_tracker]
 
   def compile(self, optimizer=None, jit_compile=False, **kwargs):
-    """Compiles with Adam(1e-3) by default and builds it on the flow's variables."""
+    """Compiles with Adam(1e-3) by default and builds it on the flow's variables.
+
+    With float16 s/t networks the optimizer is wrapped in a `LossScaleOptimizer`.
+    """
     if optimizer is None:
-      optimizer = keras.optimizers.Adam(1e-3)
+      optimizer = keras.optimizers.Adam(recipe.LEARNING_RATE)
+    if recipe.uses_float16(self.flow) and not isinstance(
+        optimizer, keras.optimizers.LossScaleOptimizer):
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
     if not self.optimizer.built:
       self.optimizer.build(self._flow_variables)
 
   def call(self, x, training=False):
     """`log_prob(x)`; training mode updates the batch-norm statistics."""
+    x = tf.cast(x, tf.float32)
     if training:
-      return self.distribution.log_prob(x, bijector_kwargs={'training': True})
-    return self.distribution.log_prob(x)
+      return recipe.training_log_prob(self.distribution, x)
+    return tf.cast(self.distribution.log_prob(x), tf.float32)
 
   def _update_metrics(self, log_prob, loss):
-    # The control dependency ties the metrics' counts to the data: Keras runs
-    # the step once more on an exhausted dataset of unknown length, and
-    # counts that do not depend on the batch would then still be added.
+    # The control dependency ties the metrics' counts to the data: Keras runs the step
+    # once more on an exhausted dataset of unknown length, and counts that do not
+    # depend on the batch would then still be added.
     with tf.control_dependencies([log_prob, loss]):
       self.loss_tracker.update_state(loss)
       self.bpd_tracker.update_state(
           bits_per_dim(log_prob, self.event_shape, self.num_levels))
     return {m.name: m.result() for m in self.metrics}
 
+  def _check_pixels(self, x):
+    if len(self.event_shape) != 3:
+      return x
+    x = tf.cast(x, tf.float32)
+    finite = tf.where(tf.math.is_finite(x), x, tf.fill(tf.shape(x), 0.5))
+    check = tf.debugging.Assert(
+        tf.logical_and(tf.reduce_min(finite) >= 0., tf.reduce_max(finite) <= 1.),
+        ['FlowModel: pixels must lie in [0, 1] (dequantized images, see '
+         'tfp_realnvp.data.image_pipeline); got values in', tf.reduce_min(finite),
+         tf.reduce_max(finite)])
+    with tf.control_dependencies([check]):
+      return tf.identity(x)
+
   def train_step(self, data):
-    x = data[0] if isinstance(data, (tuple, list)) else data
+    x = self._check_pixels(_images(data))
     variables = self._flow_variables
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context else 1
+    scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
     with tf.GradientTape() as tape:
-      log_prob = self(x, training=True)
-      loss = (-tf.reduce_mean(log_prob)
-              + l2_penalty(self._l2_variables, self.l2_scale))
-    grads = tape.gradient(loss, variables)
-    grads = [tf.zeros_like(v) if g is None else g
-             for g, v in zip(grads, variables)]
+      loss, log_prob = recipe.maximum_likelihood_loss(
+          self.distribution, x, self._l2_variables, self.l2_scale)
+      scaled = self.optimizer.scale_loss(loss) if scaling else loss
+    grads = tape.gradient(scaled, variables)
+    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
     if replicas > 1:
-      # Clip the gradient of the global batch, then hand the optimizer a
-      # share that its own sum over replicas turns back into it.
+      # Clip the gradient of the global batch, then hand the optimizer a share that its
+      # own sum over replicas turns back into it.
       grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
       grads = [g / replicas for g in grads]
     if self.clip_norm is not None:
-      grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
+      # Scaled gradients: the same clipping at the scaled norm (the optimizer unscales).
+      scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if scaling else 1.
+      grads, _ = recipe.clip_gradients(grads, self.clip_norm * scale)
     if replicas > 1:
       grads = [g / replicas for g in grads]
     self.optimizer.apply(grads, variables)
     return self._update_metrics(log_prob, loss)
 
   def test_step(self, data):
-    x = data[0] if isinstance(data, (tuple, list)) else data
+    x = _images(data)
     log_prob = self(x, training=False)
     loss = (-tf.reduce_mean(log_prob)
-            + l2_penalty(self._l2_variables, self.l2_scale))
+            + recipe.l2_penalty(self._l2_variables, self.l2_scale))
     return self._update_metrics(log_prob, loss)
 
   def predict_step(self, data):
-    x = data[0] if isinstance(data, (tuple, list)) else data
-    return self(x, training=False)
+    return self(_images(data), training=False)
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-  """Saves a `FlowModel`'s flow and optimizer with `tf.train.CheckpointManager`.
+  """Saves a `FlowModel`'s flow and optimizer with `tfp_realnvp.train.checkpoints`.
 
-  Writes every `every_n_steps` batches (if given) and at each epoch's end,
-  numbered by the optimizer's iteration count; skips (and logs) a save when
-  a variable or the batch's loss is not finite, so no checkpoint holds NaN.
-  `restore()` loads the latest checkpoint into the model (call it after
-  `compile`), e.g. to resume with `fit(..., initial_epoch=...)`.
+  Writes every `every_n_steps` batches (if given) and at each epoch's end, numbered by
+  the optimizer's iteration count, into the rotation of a `CheckpointStore`; skips (and
+  logs) a save when a variable or the batch's loss is not finite, so no checkpoint holds
+  NaN. An epoch's checkpoint is also kept as the last good one (`checkpoints/good/`) when
+  the epoch's loss was finite. With `rollback_on_nan`, a batch whose loss is not finite
+  sends the model back to that last good checkpoint. `restore()` loads the newest
+  checkpoint that loads (call it after `compile`), e.g. to resume with
+  `fit(..., initial_epoch=...)`; the checkpoints it skipped are logged and kept in
+  `skipped`.
 
   Args:
     directory: the checkpoint folder.
     every_n_steps: optional save interval in batches.
-    max_to_keep: checkpoints kept.
+    max_to_keep: checkpoints kept in the rotation.
+    rollback_on_nan: restore the last good checkpoint after a non-finite loss.
   """
 
-  def __init__(self, directory, every_n_steps=None, max_to_keep=3):
+  def __init__(self, directory, every_n_steps=None, max_to_keep=3, rollback_on_nan=False):
     super().__init__()
     self.directory = os.fspath(directory)
     self.every_n_steps = every_n_steps
     self.max_to_keep = max_to_keep
-    self._manager = None
+    self.rollback_on_nan = rollback_on_nan
+    self.skipped = ()
+    self._store = None
     self._epoch = None
     self._last_loss_finite = True
+    self._epoch_finite = True
 
-  def _ensure_manager(self):
-    if self._manager is None:
+  @property
+  def store(self):
+    """The `CheckpointStore` (created at first use, after `compile`)."""
+    if self._store is None:
       model = self.model
-      self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                name='epoch')
-      checkpoint = tf.train.Checkpoint(flow=model.flow,
-                                       optimizer=model.optimizer,
+      self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
+      checkpoint = tf.train.Checkpoint(flow=model.flow, optimizer=model.optimizer,
                                        epoch=self._epoch)
-      self._manager = tf.train.CheckpointManager(
-          checkpoint, self.directory, max_to_keep=self.max_to_keep)
-    return self._manager
+      self._store = CheckpointStore(checkpoint, self.directory,
+                                    max_to_keep=self.max_to_keep,
+                                    checked_variables=model.flow.variables)
+    return self._store
 
   @property
   def manager(self):
-    return self._ensure_manager()
+    return self.store.manager
 
   def restore(self):
-    """Restores the latest checkpoint; returns the saved epoch or None."""
-    manager = self._ensure_manager()
-    if manager.latest_checkpoint is None:
+    """Restores the newest checkpoint that loads; returns the saved epoch or None."""
+    result = self.store.restore_newest()
+    self.skipped = result.skipped
+    if result.path is None:
       return None
-    manager.checkpoint.restore(
-        manager.latest_checkpoint).assert_existing_objects_matched()
-    logger.info('restored %s (epoch %d)', manager.latest_checkpoint,
-                int(self._epoch.numpy()))
+    logger.info('restored %s (epoch %d)', result.path, int(self._epoch.numpy()))
     return int(self._epoch.numpy())
 
-  def _save(self, epoch):
-    manager = self._ensure_manager()
-    finite = self._last_loss_finite and all(
-        bool(np.all(np.isfinite(v.numpy()))) for v in self.model.flow.variables
-        if v.dtype.is_floating)
+  def _save(self, epoch, keep_good=False):
     step = int(self.model.optimizer.iterations.numpy())
-    if not finite:
-      logger.warning('not saving a checkpoint at step %d: non-finite loss or '
-                     'variable', step)
+    if not self._last_loss_finite:
+      logger.warning('not saving a checkpoint at step %d: non-finite loss', step)
       return None
     self._epoch.assign(epoch)
-    path = manager.save(checkpoint_number=step)
+    try:
+      path = self.store.save(step)
+      if keep_good:
+        self.store.keep('good', step)
+    except NonFiniteStateError as err:
+      logger.warning('%s', err)
+      return None
     logger.info('saved checkpoint %s (step %d)', path, step)
     return path
 
   def on_train_begin(self, logs=None):
-    self._ensure_manager()
+    self.store  # pylint: disable=pointless-statement
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_finite = True
 
   def on_train_batch_end(self, batch, logs=None):
     loss = (logs or {}).get('loss')
     if loss is not None:
       self._last_loss_finite = bool(np.isfinite(float(loss)))
+      self._epoch_finite = self._epoch_finite and self._last_loss_finite
+    if not self._last_loss_finite and self.rollback_on_nan:
+      good = self.store.slot_checkpoint('good')
+      if good is not None:
+        self.store.restore(good)
+        logger.warning('non-finite loss: went back to %s', good)
+        self._last_loss_finite = True
+      return
     if self.every_n_steps:
       step = int(self.model.optimizer.iterations.numpy())
       if step % self.every_n_steps == 0:
-        self._save(self._epoch.numpy() if self._epoch is not None else 0)
+        self._save(int(self._epoch.numpy()))
 
   def on_epoch_end(self, epoch, logs=None):
-    self._save(epoch + 1)
+    self._save(epoch + 1, keep_good=self._epoch_finite)

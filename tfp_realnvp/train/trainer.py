@@ -1,191 +1,31 @@
-"""A `tf.distribute` training loop for Real NVP flows, with safe checkpoints."""
+"""`Trainer`: maximum likelihood under a `tf.distribute` strategy, with guarded checkpoints."""
 
 import dataclasses
 import logging
 import math
-import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_realnvp.bits import bits_per_dim
-from tfp_realnvp.chain import RealNVPChain
+from tfp_realnvp.latents import sample_latents
+from tfp_realnvp.train import recipe
 from tfp_realnvp.train import strategy as strategy_lib
-from tfp_realnvp.train.schedule import DECAYS
+from tfp_realnvp.train.checkpoints import CheckpointStore
+from tfp_realnvp.train.checkpoints import NonFiniteStateError
+from tfp_realnvp.train.checkpoints import restore_checkpoint
+from tfp_realnvp.train.config import TrainConfig
+from tfp_realnvp.train.export import export_saved_model
+from tfp_realnvp.train.health import HealthJudge
+from tfp_realnvp.train.health import RunDivergedError
+from tfp_realnvp.train.progress import make_progress
 from tfp_realnvp.train.schedule import WarmupDecay
 
-tfd = tfp.distributions
-
-__all__ = ['TrainConfig', 'Trainer', 'StepResult', 'make_flow',
-           'make_distribution', 'NETWORK_DTYPES', 'l2_penalty',
-           'maximum_likelihood_step']
+__all__ = ['StepResult', 'Trainer']
 
 logger = logging.getLogger('tfp_realnvp.train')
-
-# --mixed-precision value -> Keras dtype policy of the s/t networks.
-NETWORK_DTYPES = {None: None, 'none': None, 'float32': None,
-                  'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
-
-
-def make_flow(event_shape, num_scales=2, hidden_channels=64, num_res_blocks=8,
-              mixed_precision=None, validate_args=False, **kwargs):
-  """A `RealNVPChain` for training.
-
-  `mixed_precision` ('bfloat16' or 'float16') runs the s/t networks under the
-  Keras policy `mixed_<dtype>`; the couplings, batch norms and log-dets stay
-  float32. `validate_args` defaults to False here: the trainer's non-finite
-  guard handles bad values without stopping the run.
-  """
-  if mixed_precision not in NETWORK_DTYPES:
-    raise ValueError(f'mixed_precision must be one of bfloat16, float16 or '
-                     f'None, got {mixed_precision!r}.')
-  policy = NETWORK_DTYPES[mixed_precision]
-  previous = keras.mixed_precision.global_policy()
-  if policy is not None:
-    # Layers that a network layer creates inside itself (the residual
-    # blocks' convolutions and batch norms) take the global policy, not
-    # their parent's: set it while the networks are built.
-    keras.mixed_precision.set_global_policy(policy)
-  try:
-    return RealNVPChain(event_shape, num_scales=num_scales,
-                        hidden_channels=hidden_channels,
-                        num_res_blocks=num_res_blocks, network_dtype=policy,
-                        validate_args=validate_args, **kwargs)
-  finally:
-    keras.mixed_precision.set_global_policy(previous)
-
-
-def make_distribution(flow, event_shape):
-  """`TransformedDistribution` of a standard normal over the event by `flow`."""
-  return tfd.TransformedDistribution(
-      tfd.Sample(tfd.Normal(0., 1.), tuple(event_shape)), flow)
-
-
-def l2_penalty(variables, scale):
-  """`scale * sum(v**2)` over `variables` (0 when there are none)."""
-  if not variables or not scale:
-    return tf.constant(0., tf.float32)
-  return scale * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
-
-
-def maximum_likelihood_step(distribution, optimizer, *, l2_variables=(),
-                            l2_scale=5e-5, clip_norm=100., jit_compile=False):
-  """The paper's training step on one device, as a `tf.function`.
-
-  Returns `step(x) -> nll`, which lowers
-
-  ```none
-  loss = -mean(distribution.log_prob(x, training=True))
-         + l2_scale * sum(||v||^2 for v in l2_variables)
-  ```
-
-  by one update of `optimizer` on `distribution.trainable_variables`, after
-  clipping the gradient to the global norm `clip_norm` (None: no clipping),
-  and returns the mean negative log-likelihood (the loss without the L2
-  term). The optimizer is built here, before any tracing. For several
-  replicas, checkpoints and the non-finite guard use `Trainer`.
-
-  Args:
-    distribution: a `TransformedDistribution` of a flow.
-    optimizer: a Keras optimizer.
-    l2_variables: the variables of the L2 penalty, e.g.
-      `flow.l2_regularized_variables` (the couplings' s-scales).
-    l2_scale: the penalty's factor (paper: 5e-5).
-    clip_norm: global gradient-norm clipping; None: no clipping.
-    jit_compile: compile the step with XLA.
-  """
-  variables = list(distribution.trainable_variables)
-  optimizer.build(variables)
-  l2_variables = tuple(l2_variables)
-
-  def step(x):
-    with tf.GradientTape() as tape:
-      nll = -tf.reduce_mean(
-          distribution.log_prob(x, bijector_kwargs={'training': True}))
-      loss = nll + l2_penalty(l2_variables, l2_scale)
-    grads = tape.gradient(loss, variables)
-    if clip_norm is not None:
-      grads, _ = tf.clip_by_global_norm(grads, clip_norm)
-    optimizer.apply_gradients(zip(grads, variables))
-    return nll
-
-  return tf.function(step, jit_compile=jit_compile)
-
-
-@dataclasses.dataclass
-class TrainConfig:
-  """Settings of `Trainer`.
-
-  Attributes:
-    global_batch_size: examples per step, split evenly over the replicas.
-    learning_rate: Adam's peak learning rate (paper: 1e-3).
-    l2_scale: L2 penalty on the couplings' s-scale vectors (paper: 5e-5).
-    clip_norm: clip the (global) gradient to this norm; None: no clipping.
-    warmup_steps: linear learning-rate warm-up.
-    decay: 'none', 'cosine' or 'exponential' (see `WarmupDecay`).
-    decay_steps: length of the decay after the warm-up (needed with a
-      decay).
-    final_fraction: floor of the cosine / factor of the exponential decay.
-    mixed_precision: None, 'bfloat16' or 'float16': the dtype of the s/t
-      networks (the flow must be built with it, see `make_flow`); 'float16'
-      turns on dynamic loss scaling.
-    initial_loss_scale: starting loss scale (float16 only).
-    loss_scale_growth_steps: finite steps before the loss scale doubles.
-    jit_compile: compile the step's forward and backward pass with XLA (one
-      replica only: with several, it is turned off with a warning).
-    checkpoint_every: save every this many steps (and at each epoch's end);
-      None: at epoch ends only.
-    max_to_keep: checkpoints kept.
-    max_bad_steps: consecutive non-finite steps that are skipped before the
-      run goes back to the last checkpoint.
-    rollback_lr_factor: the learning rate is multiplied by this at each
-      rollback.
-    max_rollbacks: more rollbacks than this raise `FloatingPointError`.
-  """
-  global_batch_size: int = 64
-  learning_rate: float = 1e-3
-  l2_scale: float = 5e-5
-  clip_norm: float = 100.
-  warmup_steps: int = 0
-  decay: str = 'none'
-  decay_steps: int = None
-  final_fraction: float = 0.01
-  mixed_precision: str = None
-  initial_loss_scale: float = 2.**15
-  loss_scale_growth_steps: int = 2000
-  jit_compile: bool = False
-  checkpoint_every: int = 500
-  max_to_keep: int = 3
-  max_bad_steps: int = 3
-  rollback_lr_factor: float = 0.5
-  max_rollbacks: int = 5
-
-  def __post_init__(self):
-    if self.global_batch_size < 1:
-      raise ValueError(f'global_batch_size must be >= 1, got '
-                       f'{self.global_batch_size}.')
-    if self.mixed_precision in ('none', 'float32'):
-      self.mixed_precision = None
-    if self.mixed_precision not in (None, 'bfloat16', 'float16'):
-      raise ValueError(f"mixed_precision must be None, 'bfloat16' or "
-                       f"'float16', got {self.mixed_precision!r}.")
-    if self.decay not in DECAYS:
-      raise ValueError(f'decay must be one of {DECAYS}, got {self.decay!r}.')
-    if self.decay != 'none' and not self.decay_steps:
-      raise ValueError(f'decay={self.decay!r} needs decay_steps (e.g. the '
-                       f'run\'s total steps minus warmup_steps).')
-    if self.clip_norm is not None and self.clip_norm <= 0:
-      raise ValueError(f'clip_norm must be positive or None, got '
-                       f'{self.clip_norm}.')
-    if self.checkpoint_every is not None and self.checkpoint_every < 1:
-      raise ValueError(f'checkpoint_every must be >= 1 or None, got '
-                       f'{self.checkpoint_every}.')
-    if not 0. < self.rollback_lr_factor <= 1.:
-      raise ValueError(f'rollback_lr_factor must be in (0, 1], got '
-                       f'{self.rollback_lr_factor}.')
 
 
 @dataclasses.dataclass
@@ -197,14 +37,27 @@ class StepResult:
   applied: bool         # the update was applied
   loss_finite: bool
   grads_finite: bool
+  batch_finite: bool = True   # False: the batch held NaN or inf (the step was skipped)
+
+
+@dataclasses.dataclass
+class _EpochStats:
+  """Running sums of one epoch's steps."""
+  nll_sum: float = 0.
+  nll_count: int = 0
+  skipped: int = 0
+  images: int = 0
+  seconds: float = 0.
+  timed_out: bool = False
+  started: float = dataclasses.field(default_factory=time.time)
 
 
 class _PreReducedAdam(keras.optimizers.Adam):
   """Adam fed gradients that the trainer has already summed over replicas.
 
-  Keras optimizers all-reduce gradients inside `apply`; the trainer reduces
-  them itself first, so that it can clip the global gradient and decide on
-  one finite check for all replicas. This skips the second reduction.
+  Keras optimizers all-reduce gradients inside `apply`; the trainer reduces them itself
+  first, so that it can clip the global gradient and decide on one finite check for all
+  replicas. This skips the second reduction.
   """
 
   def _all_reduce_sum_gradients(self, grads_and_vars):
@@ -218,42 +71,48 @@ class Trainer:
   trainer = Trainer(lambda: make_flow((28, 28, 1), hidden_channels=32),
                     (28, 28, 1), TrainConfig(global_batch_size=64),
                     num_levels=256, checkpoint_dir='run/checkpoints')
-  dataset_fn = lambda: image_pipeline(train_images, 256, 64, seed=0)
-  history = trainer.fit(dataset_fn, epochs=3, steps_per_epoch=500)
-  trainer.evaluate(image_pipeline(test_images, 256, 500, training=False))
+  history = trainer.fit(lambda: image_pipeline(train_images, 256, 64, seed=0),
+                        epochs=3, steps_per_epoch=500,
+                        validation_fn=lambda: image_pipeline(
+                            validation_images, 256, 500, training=False))
+  trainer.export('run/saved_model', checkpoint=trainer.best_checkpoint)
   ```
 
-  One step: every replica computes the negative log-likelihood of its share
-  of the global batch in training mode (batch-norm statistics of the global
-  batch, running averages updated once), its gradient (of `nll_sum / global
-  batch + l2 / replicas`, times the loss scale for float16); the gradients are
-  summed over replicas, unscaled, clipped to `clip_norm` (global norm), and
-  Adam applies them, unless the loss or a gradient is not finite: then the
-  update is skipped and the running statistics are put back as they were.
-  After `max_bad_steps` such steps in a row (or a non-finite variable before a
-  save) the run goes back to the last checkpoint and multiplies the learning
-  rate by `rollback_lr_factor`, and says so in the log. So a non-finite value
-  never reaches a checkpoint.
+  One step (the recipe of `tfp_realnvp.train.recipe`): every replica computes the
+  negative log-likelihood of its share of the global batch in training mode (batch-norm
+  statistics of the global batch, running averages updated once), its gradient (of
+  `nll_sum / global batch + l2 / replicas`, times the loss scale for float16); the
+  gradients are summed over replicas, unscaled, clipped to `clip_norm` (global norm),
+  and Adam applies them, unless the loss or a gradient is not finite: then the update is
+  skipped and the running statistics are put back as they were. A batch that holds NaN
+  or inf never reaches the flow: its step is skipped the same way. Image batches must
+  hold pixels in [0, 1] otherwise: anything else stops the run with an
+  `InvalidArgumentError` that says so.
 
-  Checkpoints (`tf.train.CheckpointManager`, in `checkpoint_dir`) hold the flow
-  (weights and batch-norm running statistics), the optimizer (Adam's moments
-  and iteration count), the step, the epoch, the learning-rate factor and the
-  loss scale. The step is also the data position: `distribute` skips that many
-  global batches of the (deterministic) dataset. A checkpoint is written at
-  step 0, every `checkpoint_every` steps and at each epoch's end; TensorFlow
-  writes the index last and the `checkpoint` state file atomically, so a
-  process killed at any moment leaves the previous checkpoint loadable and
-  loses at most one interval.
+  Each epoch ends with a score: the validation bits/dim (`validation_fn`), or else the
+  epoch's training bits/dim. `tfp_realnvp.train.health` judges it against the best so
+  far; a healthy epoch's checkpoint is kept as the last good one (and as the best one
+  when its validation score is the lowest). A rollback (after `max_bad_steps`
+  non-finite steps in a row, a non-finite variable before a save, or an unhealthy epoch)
+  restores the last good checkpoint and multiplies the learning rate by
+  `rollback_lr_factor`; beyond `max_rollbacks` the run raises `RunDivergedError`, which
+  names the last good checkpoint. So a non-finite value never reaches a checkpoint, and
+  a diverged run never passes for a trained one.
+
+  Checkpoints (`tfp_realnvp.train.checkpoints`, in `checkpoint_dir`) hold the flow, the
+  optimizer, the step, the epoch, the learning-rate factor, the loss scale and the best
+  score. The step is also the data position: `distribute` skips that many global
+  batches of the (deterministic) dataset. Building a `Trainer` reads and writes nothing
+  on disk; the checkpoint folder is opened at the first save or restore.
 
   Args:
-    flow_fn: zero-argument callable returning the flow bijector (called under
-      the strategy's scope, and again for `export`).
+    flow_fn: zero-argument callable returning the flow bijector (called under the
+      strategy's scope, and again for `export`).
     event_shape: the data's event shape.
     config: a `TrainConfig`.
     num_levels: levels of the quantized data, for bits/dim.
     strategy: a `tf.distribute.Strategy`; default `pick_strategy()`.
-    checkpoint_dir: where checkpoints go; None: no checkpoints (and no
-      rollback).
+    checkpoint_dir: where checkpoints go; None: no checkpoints (and no rollback).
   """
 
   def __init__(self, flow_fn, event_shape, config=None, *, num_levels=256,
@@ -275,11 +134,34 @@ class Trainer:
                      'reductions (batch statistics, gradients) that XLA does '
                      'not compile here; it runs without XLA.', replicas)
       self._jit = False
+    self._build_model()
+    self.checkpoint = tf.train.Checkpoint(
+        flow=self.flow, optimizer=self.optimizer, step=self.step_variable,
+        epoch=self.epoch_variable, lr_factor=self.lr_factor,
+        loss_scale=self.loss_scale, good_steps=self.good_steps,
+        rollbacks=self.rollbacks_variable, best_score=self.best_score,
+        best_epoch=self.best_epoch)
+    self.checkpoint_dir = checkpoint_dir
+    self._store = None
+    self._health = HealthJudge(self.config.max_bits_per_dim_rise)
+    self.step = 0
+    self.stopped_early = False
+    self.stop_reason = None
+    self.restored_from = None
+    self.skipped_checkpoints = ()
+    self._started = False
+    self._bad_steps = 0
+    self._iterator = None
+    self._train_fn = None
+    self._eval_fn = None
+    self._sample_fn = None
+
+  def _build_model(self):
     cfg = self.config
     fp16 = cfg.mixed_precision == 'float16'
     with self.strategy.scope():
-      self.flow = flow_fn()
-      self.distribution = make_distribution(self.flow, self.event_shape)
+      self.flow = self._flow_fn()
+      self.distribution = recipe.make_distribution(self.flow, self.event_shape)
       self.trainable_variables = tuple(self.distribution.trainable_variables)
       if not self.trainable_variables:
         raise ValueError('the flow has no trainable variables.')
@@ -287,8 +169,7 @@ class Trainer:
       # Batch-norm running statistics: put back when a step is skipped.
       self.state_variables = tuple(v for v in self.flow.variables
                                    if id(v) not in trainable_ids)
-      self._l2_variables = tuple(getattr(self.flow, 'l2_regularized_variables',
-                                         ()))
+      self._l2_variables = tuple(getattr(self.flow, 'l2_regularized_variables', ()))
       stat = dict(trainable=False,
                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self.lr_factor = tf.Variable(1., name='lr_factor', **stat)
@@ -297,8 +178,12 @@ class Trainer:
       self.good_steps = tf.Variable(0, dtype=tf.int64, name='good_steps', **stat)
       self.step_variable = tf.Variable(0, dtype=tf.int64, name='step', **stat)
       self.epoch_variable = tf.Variable(0, dtype=tf.int64, name='epoch', **stat)
-      self.rollbacks_variable = tf.Variable(0, dtype=tf.int64,
-                                            name='rollbacks', **stat)
+      self.rollbacks_variable = tf.Variable(0, dtype=tf.int64, name='rollbacks', **stat)
+      # The best epoch score so far (inf: none yet) and its epoch (0: the untrained
+      # model), saved with every checkpoint so that a resumed run judges alike.
+      self.best_score = tf.Variable(math.inf, dtype=tf.float64, name='best_score',
+                                    **stat)
+      self.best_epoch = tf.Variable(-1, dtype=tf.int64, name='best_epoch', **stat)
       self.schedule = WarmupDecay(
           cfg.learning_rate, warmup_steps=cfg.warmup_steps, decay=cfg.decay,
           decay_steps=cfg.decay_steps, final_fraction=cfg.final_fraction,
@@ -306,24 +191,6 @@ class Trainer:
       self.optimizer = _PreReducedAdam(self.schedule)
       # Built here, not lazily inside the first tf.function step.
       self.optimizer.build(list(self.trainable_variables))
-    self.checkpoint = tf.train.Checkpoint(
-        flow=self.flow, optimizer=self.optimizer, step=self.step_variable,
-        epoch=self.epoch_variable, lr_factor=self.lr_factor,
-        loss_scale=self.loss_scale, good_steps=self.good_steps,
-        rollbacks=self.rollbacks_variable)
-    self.checkpoint_dir = checkpoint_dir
-    self.manager = None
-    if checkpoint_dir is not None:
-      self.manager = tf.train.CheckpointManager(
-          self.checkpoint,
-          strategy_lib.worker_write_dir(self.strategy, checkpoint_dir),
-          max_to_keep=cfg.max_to_keep)
-    self.step = 0
-    self.stopped_early = False
-    self._bad_steps = 0
-    self._train_fn = None
-    self._eval_fn = None
-    self._sample_fn = None
 
   # -- the step -----------------------------------------------------------------
   def _replica_gradients(self, x):
@@ -332,28 +199,28 @@ class Trainer:
     replicas = context.num_replicas_in_sync
     backup = [tf.identity(v.read_value()) for v in self.state_variables]
     loss_scale = tf.convert_to_tensor(self.loss_scale)
+    # A batch holding NaN or inf never reaches the flow: the step runs on a stand-in
+    # (whose statistics are put back) and is skipped.
+    bad_batches = 1. - tf.cast(tf.reduce_all(tf.math.is_finite(x)), tf.float32)
+    x = tf.where(bad_batches > 0., tf.fill(tf.shape(x), 0.5), x)
     with tf.GradientTape() as tape:
-      log_prob = self.distribution.log_prob(
-          x, bijector_kwargs={'training': True})
-      nll_sum = -tf.reduce_sum(tf.cast(log_prob, tf.float32))
+      nll_sum = -tf.reduce_sum(recipe.training_log_prob(self.distribution, x))
       loss = (nll_sum / cfg.global_batch_size
-              + l2_penalty(self._l2_variables, cfg.l2_scale) / replicas)
+              + recipe.l2_penalty(self._l2_variables, cfg.l2_scale) / replicas)
       scaled = loss * loss_scale
     grads = tape.gradient(scaled, self.trainable_variables)
     grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
              for g, v in zip(grads, self.trainable_variables)]
     if replicas > 1:
-      grads, nll_sum = context.all_reduce(tf.distribute.ReduceOp.SUM,
-                                          (grads, nll_sum))
+      grads, nll_sum, bad_batches = context.all_reduce(
+          tf.distribute.ReduceOp.SUM, (grads, nll_sum, bad_batches))
     grads = [g / loss_scale for g in grads]
-    nll = nll_sum / cfg.global_batch_size
+    batch_finite = tf.equal(bad_batches, 0.)
+    nll = tf.where(batch_finite, nll_sum / cfg.global_batch_size, np.nan)
     loss_finite = tf.math.is_finite(nll)
-    grads_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
-                                  for g in grads])
-    norm = tf.linalg.global_norm(grads)
-    if cfg.clip_norm is not None:
-      grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
-    return nll, norm, loss_finite, grads_finite, grads, backup
+    grads_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+    grads, norm = recipe.clip_gradients(grads, cfg.clip_norm)
+    return nll, norm, loss_finite, grads_finite, batch_finite, grads, backup
 
   def _apply(self, grads):
     self.optimizer.apply(grads, list(self.trainable_variables))
@@ -373,7 +240,7 @@ class Trainer:
 
     @tf.function
     def train_fn(batch):
-      nll, norm, loss_finite, grads_finite, grads, backup = strategy.run(
+      nll, norm, loss_finite, grads_finite, batch_finite, grads, backup = strategy.run(
           compute, args=(batch,))
       ok = tf.logical_and(first(loss_finite), first(grads_finite))
 
@@ -389,22 +256,23 @@ class Trainer:
       return tf.stack([first(nll), first(norm),
                        tf.cast(first(loss_finite), tf.float32),
                        tf.cast(first(grads_finite), tf.float32),
-                       tf.cast(applied, tf.float32)])
+                       tf.cast(applied, tf.float32),
+                       tf.cast(first(batch_finite), tf.float32)])
 
     return train_fn
 
   def train_step(self, batch):
-    """Runs one step on a distributed batch (from `distribute`)."""
+    """Runs one step on a distributed batch (from `distribute`); a `StepResult`."""
     if self._train_fn is None:
       self._train_fn = self._make_train_fn()
     values = self._train_fn(batch).numpy()
     nll = float(values[0])
     result = StepResult(
         nll=nll,
-        bits_per_dim=float(bits_per_dim(-nll, self.event_shape,
-                                        self.num_levels)),
+        bits_per_dim=float(bits_per_dim(-nll, self.event_shape, self.num_levels)),
         grad_norm=float(values[1]), loss_finite=bool(values[2]),
-        grads_finite=bool(values[3]), applied=bool(values[4]))
+        grads_finite=bool(values[3]), applied=bool(values[4]),
+        batch_finite=bool(values[5]))
     self.step += 1
     if self.config.mixed_precision == 'float16':
       self._update_loss_scale(result.grads_finite)
@@ -421,16 +289,29 @@ class Trainer:
         self.good_steps.assign(0)
 
   # -- data ---------------------------------------------------------------------
+  def _check_batch(self, batch):
+    """Image batches: pixels in [0, 1] (NaN and inf pass: the step's guard skips them)."""
+    if len(self.event_shape) != 3:
+      return batch
+    finite = tf.where(tf.math.is_finite(batch), batch, tf.fill(tf.shape(batch), 0.5))
+    low, high = tf.reduce_min(finite), tf.reduce_max(finite)
+    check = tf.debugging.Assert(
+        tf.logical_and(low >= 0., high <= 1.),
+        ['training pixels must lie in [0, 1] (dequantized images, see '
+         'tfp_realnvp.data.image_pipeline); this batch holds values in', low, high])
+    with tf.control_dependencies([check]):
+      return tf.identity(batch)
+
   def distribute(self, dataset_fn, start_step=0):
     """A distributed dataset of the global batches from step `start_step` on.
 
-    `dataset_fn()` must return a deterministic `tf.data.Dataset` of global
-    batches (`global_batch_size` examples each, e.g. `image_pipeline(...,
-    drop_remainder=True)`). Each input pipeline (one per worker) builds it,
-    skips `start_step` batches (the data position of a resumed run) and keeps
-    its workers' slice of every batch, cut into per-replica batches. Replica
-    `r` of every step therefore sees examples `r * B / R ... (r + 1) * B / R`
-    of the global batch, whatever the number of devices and workers.
+    `dataset_fn()` must return a deterministic `tf.data.Dataset` of global batches
+    (`global_batch_size` examples each, e.g. `image_pipeline(..., drop_remainder=True)`).
+    Each input pipeline (one per worker) builds it, skips `start_step` batches (the data
+    position of a resumed run), checks the pixel range of image batches and keeps its
+    workers' slice of every batch, cut into per-replica batches. Replica `r` of every
+    step therefore sees examples `r * B / R ... (r + 1) * B / R` of the global batch,
+    whatever the number of devices and workers.
     """
     batch = self.config.global_batch_size
     replicas = self.strategy.num_replicas_in_sync
@@ -444,11 +325,11 @@ class Trainer:
       dataset = dataset_fn()
       if start_step:
         dataset = dataset.skip(start_step)
+      dataset = dataset.map(lambda b: self._check_batch(tf.ensure_shape(b, [batch] + shape)))
       if replicas == 1:
-        return dataset.map(lambda b: tf.ensure_shape(b, [batch] + shape))
+        return dataset
 
       def split(b):
-        b = tf.ensure_shape(b, [batch] + shape)
         return tf.reshape(b[start:start + local * per_replica],
                           [local, per_replica] + shape)
       return dataset.map(split).unbatch()
@@ -457,14 +338,20 @@ class Trainer:
 
   # -- inference ----------------------------------------------------------------
   def log_prob(self, x):
-    """`log_prob(x)` in inference mode (running statistics, nothing updated)."""
+    """`log_prob(x)` in inference mode (running statistics, nothing updated).
+
+    A batch of 0 examples gives an empty result.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank and x.shape[0] == 0:
+      return tf.zeros([0], tf.float32)
     if self._eval_fn is None:
-      self._eval_fn = tf.function(
-          lambda x: self.distribution.log_prob(x), reduce_retracing=True)
+      self._eval_fn = tf.function(lambda x: self.distribution.log_prob(x),
+                                  reduce_retracing=True)
     return self._eval_fn(x)
 
   def evaluate(self, dataset):
-    """Mean bits/dim over a dataset of batches, in inference mode."""
+    """Mean bits/dim over a dataset of batches, in inference mode (NaN if any is NaN)."""
     total, count = 0., 0
     for x in dataset:
       log_prob = self.log_prob(x).numpy().astype(np.float64)
@@ -472,23 +359,28 @@ class Trainer:
       count += log_prob.shape[0]
     if not count:
       raise ValueError('evaluate: the dataset is empty.')
-    return float(bits_per_dim(total / count, self.event_shape,
-                              self.num_levels))
+    return float(bits_per_dim(total / count, self.event_shape, self.num_levels))
 
-  def sample(self, num_samples, temperature=1., seed=0):
-    """`num_samples` images from `z ~ N(0, T^2 I)` (stateless seed), numpy."""
+  def sample(self, num_samples, temperature=1., seed=0, clip=True):
+    """`num_samples` images `flow.forward(z)`, `z = sample_latents(...)`, as numpy.
+
+    The latents come from `tfp_realnvp.latents.sample_latents` (stateless, from
+    `seed`). With `clip` the images are clipped to [0, 1]: the flow's forward is exact
+    on the whole latent space, so a sample may lie slightly outside the pixel range.
+    `num_samples=0` gives an empty array.
+    """
+    if num_samples == 0:
+      return np.zeros((0,) + self.event_shape, np.float32)
     if self._sample_fn is None:
 
       @tf.function(reduce_retracing=True)
       def sample_fn(n, temperature, seed):
-        z = temperature * tf.random.stateless_normal(
-            tf.concat([[n], self.event_shape], 0),
-            seed=tf.stack([seed, tf.constant(0, tf.int64)]))
-        return self.flow.forward(z)
+        return self.flow.forward(sample_latents(self.event_shape, n, temperature, seed))
       self._sample_fn = sample_fn
-    return self._sample_fn(tf.constant(num_samples, tf.int32),
-                           tf.constant(temperature, tf.float32),
-                           tf.constant(seed, tf.int64)).numpy()
+    images = self._sample_fn(tf.constant(num_samples, tf.int32),
+                             tf.constant(temperature, tf.float32),
+                             tf.constant(seed, tf.int64)).numpy()
+    return np.clip(images, 0., 1.) if clip else images
 
   @property
   def learning_rate(self):
@@ -496,46 +388,77 @@ class Trainer:
     return float(self.schedule(self.optimizer.iterations))
 
   # -- checkpoints --------------------------------------------------------------
-  def _variables_finite(self):
-    variables = list(self.flow.variables) + [
-        v.value if hasattr(v, 'value') and not isinstance(v, tf.Variable) else v
-        for v in self.optimizer.variables]
-    return all(bool(np.all(np.isfinite(v.numpy())))
-               for v in variables if v.dtype.is_floating)
+  @property
+  def store(self):
+    """The `CheckpointStore` of `checkpoint_dir` (opened at first use), or None."""
+    if self._store is None and self.checkpoint_dir is not None:
+      optimizer_variables = [v.value if hasattr(v, 'value') and
+                             not isinstance(v, tf.Variable) else v
+                             for v in self.optimizer.variables]
+      self._store = CheckpointStore(
+          self.checkpoint, self.checkpoint_dir, max_to_keep=self.config.max_to_keep,
+          checked_variables=list(self.flow.variables) + optimizer_variables,
+          write_directory=strategy_lib.worker_write_dir(self.strategy,
+                                                        self.checkpoint_dir))
+    return self._store
+
+  @property
+  def manager(self):
+    """The rotation's `tf.train.CheckpointManager`, or None."""
+    return self.store.manager if self.store is not None else None
+
+  @property
+  def good_checkpoint(self):
+    """The last good checkpoint (see `tfp_realnvp.train.checkpoints`), or None."""
+    return self.store.slot_checkpoint('good') if self.store is not None else None
+
+  @property
+  def best_checkpoint(self):
+    """The checkpoint of the lowest validation bits/dim so far, or None."""
+    return self.store.slot_checkpoint('best') if self.store is not None else None
 
   def save(self, epoch):
     """Writes a checkpoint of the current state (numbered by step).
 
-    Returns the path, or None when there is no checkpoint directory. Raises
-    `FloatingPointError` if a variable is not finite (nothing is written).
+    Returns the path, or None when there is no checkpoint directory.
+
+    Raises:
+      NonFiniteStateError: (a `FloatingPointError`) if a variable is not finite;
+        nothing is written.
     """
-    if self.manager is None:
+    if self.store is None:
       return None
-    if not self._variables_finite():
-      raise FloatingPointError(f'non-finite variable at step {self.step}: '
-                               f'not saved')
     self.step_variable.assign(self.step)
     self.epoch_variable.assign(epoch)
-    path = self.manager.save(checkpoint_number=self.step)
-    logger.info('saved checkpoint %s (step %d, %d epoch(s) done)', path,
-                self.step, epoch)
+    path = self.store.save(self.step)
+    logger.info('saved checkpoint %s (step %d, %d epoch(s) done)', path, self.step, epoch)
     return path
 
   def restore(self, path=None):
-    """Restores a checkpoint (default: the latest in `checkpoint_dir`).
+    """Restores a checkpoint: `path`, or the newest in `checkpoint_dir` that loads.
 
-    Returns the restored step, or None when there is no checkpoint.
+    Checkpoints that do not load are skipped with a warning naming each and why
+    (`skipped_checkpoints`). Returns the restored step, or None when there is no
+    checkpoint.
+
+    Raises:
+      CheckpointLoadError: `path` does not load.
+      NoLoadableCheckpointError: there are checkpoints, but none loads.
     """
     if path is None:
-      if self.checkpoint_dir is None:
+      if self.store is None:
         return None
-      path = tf.train.latest_checkpoint(self.checkpoint_dir)
+      result = self.store.restore_newest()
+      self.skipped_checkpoints = result.skipped
+      path = result.path
       if path is None:
         return None
-    status = self.checkpoint.restore(path)
-    status.assert_existing_objects_matched()
+    else:
+      restore_checkpoint(self.checkpoint, path)
     self.step = int(self.step_variable.numpy())
+    self.restored_from = path
     self._bad_steps = 0
+    self._iterator = None
     logger.info('restored checkpoint %s: step %d, %d epoch(s) done, optimizer '
                 'iterations %d, learning rate %.3g', path, self.step,
                 int(self.epoch_variable.numpy()),
@@ -543,192 +466,291 @@ class Trainer:
     return self.step
 
   def _rollback(self, reason):
-    latest = self.manager.latest_checkpoint if self.manager else None
-    if latest is None:
-      raise FloatingPointError(f'{reason}, and there is no checkpoint to go '
-                               f'back to.')
+    """Goes back to the last good checkpoint with a lower learning rate, or raises."""
+    good = self.good_checkpoint
+    if good is None:
+      raise RunDivergedError(f'{reason}, and there is no good checkpoint to go back to.')
     rollbacks = int(self.rollbacks_variable.numpy()) + 1
     if rollbacks > self.config.max_rollbacks:
-      raise FloatingPointError(
-          f'{reason}; already rolled back {rollbacks - 1} times (max_rollbacks'
-          f'={self.config.max_rollbacks}). Try a lower learning rate, float32 '
-          f'or a smaller clip_norm.')
-    failed_step = self.step
-    self.restore(latest)
+      raise RunDivergedError(
+          f'{reason} at step {self.step}; already rolled back {rollbacks - 1} times '
+          f'(max_rollbacks={self.config.max_rollbacks}). Try a lower learning rate, '
+          f'float32 or a smaller clip_norm.', last_good_checkpoint=good)
     factor = float(self.lr_factor.numpy()) * self.config.rollback_lr_factor
+    failed_step = self.step
+    self.store.restore(good)
+    self.step = int(self.step_variable.numpy())
     self.lr_factor.assign(factor)
     self.rollbacks_variable.assign(rollbacks)
-    logger.warning('%s at step %d: went back to %s (step %d) and lowered the '
-                   'learning rate to %.3g (factor %.3g, rollback %d of at most '
-                   '%d).', reason, failed_step, latest, self.step,
-                   self.learning_rate, factor, rollbacks,
+    self._bad_steps = 0
+    self._iterator = None
+    logger.warning('%s at step %d: went back to %s (step %d) and lowered the learning '
+                   'rate to %.3g (factor %.3g, rollback %d of at most %d).', reason,
+                   failed_step, good, self.step, self.learning_rate, factor, rollbacks,
                    self.config.max_rollbacks)
-
-  # -- the loop -----------------------------------------------------------------
-  def fit(self, dataset_fn, epochs, steps_per_epoch, *, resume=False,
-          on_epoch_end=None, max_seconds=None, verbose=1):
-    """Trains until `epochs * steps_per_epoch` steps are done.
-
-    Args:
-      dataset_fn: see `distribute`.
-      epochs: epochs to reach (a resumed run continues to this many).
-      steps_per_epoch: global steps per epoch.
-      resume: continue from the latest checkpoint in `checkpoint_dir` (its
-        step, data position, optimizer state and learning-rate factor); a
-        fresh start when there is none.
-      on_epoch_end: optional `fn(epoch, logs)` called at the end of each
-        epoch, before the epoch's checkpoint is written (a run killed in it
-        resumes before the epoch's end and calls it again), with `logs` =
-        dict(epoch, step, partial, train_bits_per_dim, images_per_second,
-        seconds, learning_rate, skipped_steps); `epoch` counts from 1.
-      max_seconds: optional wall-clock budget of this call: after the step
-        that exhausts it the run ends its epoch early (`logs['partial']` is
-        True, `on_epoch_end` and a checkpoint as at an epoch's end) and
-        returns; `stopped_early` is then True.
-      verbose: 1 shows a progress bar (chief only); 0 shows nothing.
-
-    Returns:
-      A list of the `logs` of the epochs run by this call.
-    """
-    if steps_per_epoch < 1 or epochs < 0:
-      raise ValueError(f'need steps_per_epoch >= 1 and epochs >= 0, got '
-                       f'{steps_per_epoch} and {epochs}.')
-    deadline = (None if max_seconds is None
-                else time.monotonic() + float(max_seconds))
-    self.stopped_early = False
-    total_steps = epochs * steps_per_epoch
-    restored = self.restore() if resume else None
-    if resume and restored is None:
-      logger.info('no checkpoint in %s: starting from step 0',
-                  self.checkpoint_dir)
-    if restored is None and self.manager is not None:
-      self.save(epoch=0)
-    if restored is not None:
-      saved_epoch = int(self.epoch_variable.numpy())
-      if saved_epoch != self.step // steps_per_epoch:
-        logger.warning('the checkpoint was written at epoch %d, but step %d '
-                       'is in epoch %d with steps_per_epoch=%d: counting '
-                       'epochs from the step.', saved_epoch, self.step,
-                       self.step // steps_per_epoch + 1, steps_per_epoch)
-    history = []
-    iterator = None
-    while self.step < total_steps:
-      epoch = self.step // steps_per_epoch          # 0-based, running
-      epoch_end = (epoch + 1) * steps_per_epoch
-      progbar = None
-      if verbose and self.is_chief:
-        print(f'Epoch {epoch + 1}/{epochs}', flush=True)
-        progbar = keras.utils.Progbar(
-            steps_per_epoch, stateful_metrics=['bits/dim', 'images/s'])
-        if self.step % steps_per_epoch:
-          progbar.update(self.step % steps_per_epoch)
-      nll_sum, nll_count, skipped, images, seconds = 0., 0, 0, 0, 0.
-      epoch_start = time.time()
-      restart = timed_out = False
-      while self.step < epoch_end and not (restart or timed_out):
-        if iterator is None:
-          iterator = iter(self.distribute(dataset_fn, self.step))
-        batch = next(iterator)
-        first_call = self._train_fn is None
-        tic = time.perf_counter()
-        result = self.train_step(batch)
-        elapsed = time.perf_counter() - tic
-        if first_call:
-          logger.info('first step (tracing and compiling): %.1f s', elapsed)
-        else:
-          images += self.config.global_batch_size
-          seconds += elapsed
-        if result.applied:
-          self._bad_steps = 0
-          nll_sum += result.nll
-          nll_count += 1
-        else:
-          skipped += 1
-          self._bad_steps += 1
-          what = ('non-finite loss' if not result.loss_finite else
-                  'non-finite gradient')
-          if self.config.mixed_precision == 'float16' and result.loss_finite:
-            logger.info('step %d: %s with loss scale %g: skipped the update '
-                        '(loss scale halved)', self.step, what,
-                        float(self.loss_scale.numpy()) * 2)
-            self._bad_steps = 0
-          else:
-            logger.warning('step %d: %s (nll %s): skipped the update and kept '
-                           'the batch-norm statistics', self.step, what,
-                           result.nll)
-          if self._bad_steps >= self.config.max_bad_steps:
-            self._rollback(f'{self._bad_steps} non-finite steps in a row')
-            restart = True
-            continue
-        if progbar is not None:
-          running = (float(bits_per_dim(-nll_sum / nll_count, self.event_shape,
-                                        self.num_levels))
-                     if nll_count else float('nan'))
-          values = [('bits/dim', running)]
-          if seconds:
-            values.append(('images/s', images / seconds))
-          progbar.update(self.step - epoch * steps_per_epoch, values=values)
-        at_interval = (self.config.checkpoint_every and
-                       self.step % self.config.checkpoint_every == 0)
-        if at_interval and self.step < epoch_end:
-          restart = not self._checked_save(epoch)
-        timed_out = deadline is not None and time.monotonic() >= deadline
-      if restart:
-        iterator = None
-        continue
-      # The epoch is complete (or the time is up): its callback runs before
-      # its checkpoint is written, so a run killed in the callback repeats
-      # the epoch's end.
-      partial = self.step < epoch_end
-      if partial:
-        logger.info('time limit of %.0f s reached at step %d (epoch %d, step '
-                    '%d of %d)', max_seconds, self.step, epoch + 1,
-                    self.step - epoch * steps_per_epoch, steps_per_epoch)
-      logs = dict(
-          epoch=epoch + 1, step=self.step, partial=partial,
-          train_bits_per_dim=(float(bits_per_dim(
-              -nll_sum / nll_count, self.event_shape, self.num_levels))
-                              if nll_count else float('nan')),
-          images_per_second=images / seconds if seconds else float('nan'),
-          seconds=time.time() - epoch_start,
-          learning_rate=self.learning_rate, skipped_steps=skipped)
-      if on_epoch_end is not None:
-        on_epoch_end(epoch + 1, logs)
-      if not self._checked_save(epoch if partial else epoch + 1):
-        iterator = None
-        continue
-      history.append(logs)
-      if timed_out:
-        self.stopped_early = self.step < total_steps
-        break
-    return history
 
   def _checked_save(self, epoch):
     """Saves, or rolls back when a variable is not finite. True if saved."""
     try:
       self.save(epoch)
       return True
-    except FloatingPointError as err:
+    except NonFiniteStateError as err:
       self._rollback(str(err))
       return False
 
-  # -- export -------------------------------------------------------------------
-  def export(self, path, flow_fn=None):
-    """Writes a SavedModel of the current flow (see `export_saved_model`).
+  # -- the loop -----------------------------------------------------------------
+  def fit(self, dataset_fn, epochs, steps_per_epoch, *, resume=False, validation_fn=None,
+          on_epoch_end=None, max_seconds=None, progress='auto', log_every=50):
+    """Trains until `epochs * steps_per_epoch` steps are done.
 
-    The flow is rebuilt with `flow_fn` (default: the one the trainer was
-    built with) outside the strategy and the trained values are copied into
-    it, so the export holds plain float32 variables whatever the strategy.
+    A fresh run (no `resume`, nothing restored) needs an empty `checkpoint_dir`: it
+    never writes over the checkpoints of another run.
+
+    Args:
+      dataset_fn: see `distribute`.
+      epochs: epochs to reach (a resumed run continues to this many).
+      steps_per_epoch: global steps per epoch.
+      resume: continue from the newest checkpoint in `checkpoint_dir` that loads (its
+        step, data position, optimizer state, learning-rate factor and best score); a
+        fresh start when there is none. A trainer already restored (`restore`) continues
+        from there either way.
+      validation_fn: optional zero-argument callable returning a dataset of validation
+        batches, scored (bits/dim, inference mode) at step 0 of a fresh run and at each
+        epoch's end: the score by which health and the best checkpoint are judged.
+      on_epoch_end: optional `fn(epoch, logs)` called at the end of each healthy epoch,
+        before the epoch's checkpoint is written (a run killed in it resumes before the
+        epoch's end and calls it again), with `logs` = dict(epoch, step, partial,
+        train_bits_per_dim, validation_bits_per_dim (None without validation), best,
+        images_per_second, seconds, learning_rate, skipped_steps); `epoch` counts from 1;
+        `best` says that this epoch's checkpoint becomes the best one.
+      max_seconds: optional wall-clock budget of this call: after the step that
+        exhausts it the run ends its epoch early (`logs['partial']` is True, evaluation,
+        `on_epoch_end` and a checkpoint as at an epoch's end) and returns;
+        `stopped_early` is then True.
+      progress: 'auto', 'bar', 'lines' or 'none' (see `tfp_realnvp.train.progress`);
+        only the chief shows progress.
+      log_every: steps between two progress lines (progress 'lines').
+
+    Returns:
+      A list of the `logs` of the epochs completed by this call.
+
+    Raises:
+      RunDivergedError: the run kept diverging after `max_rollbacks` rollbacks (or had
+        no good checkpoint to go back to); it names the last good checkpoint.
+      ValueError: bad arguments, or a fresh run in a folder that holds checkpoints.
     """
-    from tfp_realnvp.train.export import export_saved_model  # pylint: disable=g-import-not-at-top
+    if steps_per_epoch < 1 or epochs < 0:
+      raise ValueError(f'need steps_per_epoch >= 1 and epochs >= 0, got '
+                       f'{steps_per_epoch} and {epochs}.')
+    printer = make_progress(progress if self.is_chief else 'none', log_every)
+    deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
+    self.stopped_early = False
+    self.stop_reason = None
+    self._start(resume, steps_per_epoch, validation_fn)
+    total_steps = epochs * steps_per_epoch
+    history = []
+    while self.step < total_steps:
+      epoch = self.step // steps_per_epoch          # 0-based, running
+      stats = self._train_epoch(dataset_fn, epoch, epochs, steps_per_epoch, deadline,
+                                printer)
+      if stats is None:                             # rolled back: start again from there
+        continue
+      logs = self._epoch_logs(epoch, steps_per_epoch, stats, validation_fn)
+      if not self._judge(logs, validation_fn is not None):
+        continue
+      if on_epoch_end is not None:
+        on_epoch_end(epoch + 1, logs)
+      if not self._end_epoch_checkpoints(logs, validation_fn is not None):
+        continue
+      printer.end_epoch(logs)
+      history.append(logs)
+      if stats.timed_out:
+        self.stopped_early = self.step < total_steps
+        self.stop_reason = 'time limit' if self.stopped_early else None
+        break
+      if self._patience_exhausted(epoch + 1):
+        self.stopped_early = self.step < total_steps
+        self.stop_reason = 'early stopping' if self.stopped_early else None
+        break
+    return history
+
+  def _start(self, resume, steps_per_epoch, validation_fn):
+    """Restores (`resume`) or starts afresh: the untrained score, checkpoints at step 0."""
+    if self._started:
+      return
+    self._started = True
+    if self.restored_from is None and resume:
+      if self.restore() is None:
+        logger.info('no checkpoint in %s: starting from step 0', self.checkpoint_dir)
+    if self.restored_from is not None:
+      saved_epoch = int(self.epoch_variable.numpy())
+      if saved_epoch != self.step // steps_per_epoch:
+        logger.warning('the checkpoint was written at epoch %d, but step %d is in epoch '
+                       '%d with steps_per_epoch=%d: counting epochs from the step.',
+                       saved_epoch, self.step, self.step // steps_per_epoch + 1,
+                       steps_per_epoch)
+      return
+    if self.store is not None and self.store.has_checkpoints():
+      raise ValueError(f'{self.checkpoint_dir} holds checkpoints of an earlier run: '
+                       f'resume it (resume=True) or use another checkpoint_dir.')
+    if validation_fn is not None:
+      score = self.evaluate(validation_fn())
+      logger.info('untrained model: validation %.4f bits/dim', score)
+      if math.isfinite(score):
+        self.best_score.assign(score)
+        self.best_epoch.assign(0)
+    if self.store is not None:
+      self.save(epoch=0)
+      self._keep('good')
+      if validation_fn is not None:
+        self._keep('best')
+
+  def _keep(self, slot):
+    path = self.store.keep(slot, self.step)
+    logger.info('kept %s as the %s checkpoint', path, slot)
+    return path
+
+  def _train_epoch(self, dataset_fn, epoch, epochs, steps_per_epoch, deadline, printer):
+    """Steps to the epoch's end (or the deadline); None when the run rolled back."""
+    epoch_end = (epoch + 1) * steps_per_epoch
+    printer.start_epoch(epoch + 1, epochs, self.step - epoch * steps_per_epoch,
+                        steps_per_epoch)
+    stats = _EpochStats()
+    while self.step < epoch_end and not stats.timed_out:
+      if self._iterator is None:
+        self._iterator = iter(self.distribute(dataset_fn, self.step))
+      if not self._step_guarded(next(self._iterator), stats):
+        return None
+      values = {'bits/dim': self._running_bits_per_dim(stats)}
+      if stats.seconds:
+        values['images/s'] = stats.images / stats.seconds
+      printer.update(self.step - epoch * steps_per_epoch, values)
+      interval = self.config.checkpoint_every
+      if interval and self.step % interval == 0 and self.step < epoch_end:
+        if not self._checked_save(epoch):
+          return None
+      stats.timed_out = deadline is not None and time.monotonic() >= deadline
+    return stats
+
+  def _step_guarded(self, batch, stats):
+    """One step, counted in `stats`; False when non-finite steps forced a rollback."""
+    first_call = self._train_fn is None
+    fresh_start = self.step == 0
+    tic = time.perf_counter()
+    result = self.train_step(batch)
+    elapsed = time.perf_counter() - tic
+    if first_call:
+      logger.info('first step (tracing and compiling): %.1f s', elapsed)
+    else:
+      stats.images += self.config.global_batch_size
+      stats.seconds += elapsed
+    if result.applied:
+      self._bad_steps = 0
+      stats.nll_sum += result.nll
+      stats.nll_count += 1
+      if fresh_start and not math.isfinite(float(self.best_score.numpy())):
+        # Without validation data the untrained model's score is its first batch's.
+        self.best_score.assign(result.bits_per_dim)
+      return True
+    stats.skipped += 1
+    self._bad_steps += 1
+    what = ('non-finite batch' if not result.batch_finite else
+            'non-finite loss' if not result.loss_finite else 'non-finite gradient')
+    if self.config.mixed_precision == 'float16' and result.loss_finite:
+      logger.info('step %d: %s with loss scale %g: skipped the update (loss scale '
+                  'halved)', self.step, what, float(self.loss_scale.numpy()) * 2)
+      self._bad_steps = 0
+    else:
+      logger.warning('step %d: %s (nll %s): skipped the update and kept the batch-norm '
+                     'statistics', self.step, what, result.nll)
+    if self._bad_steps >= self.config.max_bad_steps:
+      self._rollback(f'{self._bad_steps} non-finite steps in a row')
+      return False
+    return True
+
+  def _running_bits_per_dim(self, stats):
+    if not stats.nll_count:
+      return float('nan')
+    return float(bits_per_dim(-stats.nll_sum / stats.nll_count, self.event_shape,
+                              self.num_levels))
+
+  def _epoch_logs(self, epoch, steps_per_epoch, stats, validation_fn):
+    partial = self.step < (epoch + 1) * steps_per_epoch
+    if partial:
+      logger.info('time limit reached at step %d (epoch %d, step %d of %d)', self.step,
+                  epoch + 1, self.step - epoch * steps_per_epoch, steps_per_epoch)
+    validation = None if validation_fn is None else self.evaluate(validation_fn())
+    return dict(
+        epoch=epoch + 1, step=self.step, partial=partial,
+        train_bits_per_dim=self._running_bits_per_dim(stats),
+        validation_bits_per_dim=validation, best=False,
+        images_per_second=(stats.images / stats.seconds if stats.seconds
+                           else float('nan')),
+        seconds=time.time() - stats.started, learning_rate=self.learning_rate,
+        skipped_steps=stats.skipped)
+
+  def _judge(self, logs, has_validation):
+    """Judges the epoch's score; rolls back and returns False when it is unhealthy."""
+    score = logs['validation_bits_per_dim'] if has_validation else logs[
+        'train_bits_per_dim']
+    what = 'validation bits/dim' if has_validation else 'training bits/dim'
+    verdict = self._health.judge(score, float(self.best_score.numpy()), what)
+    if not verdict.healthy:
+      self._rollback(f'epoch {logs["epoch"]} is unhealthy: {verdict.reason}')
+      return False
+    if verdict.improved:
+      self.best_score.assign(score)
+      self.best_epoch.assign(logs['epoch'])
+      logs['best'] = has_validation
+    return True
+
+  def _end_epoch_checkpoints(self, logs, has_validation):
+    """The epoch's checkpoint, kept as the last good (and best) one. False: rolled back."""
+    epoch = logs['epoch'] - 1 if logs['partial'] else logs['epoch']
+    if not self._checked_save(epoch):
+      return False
+    if self.store is not None:
+      self._keep('good')
+      if has_validation and logs['best']:
+        self._keep('best')
+    return True
+
+  def _patience_exhausted(self, epoch):
+    patience = self.config.patience
+    best_epoch = int(self.best_epoch.numpy())
+    if patience is None or best_epoch < 0 or epoch - best_epoch < patience:
+      return False
+    logger.info('early stopping: no better validation bits/dim for %d epoch(s) (best: '
+                'epoch %d, %.4f)', epoch - best_epoch, best_epoch,
+                float(self.best_score.numpy()))
+    return True
+
+  # -- export -------------------------------------------------------------------
+  def export(self, path, checkpoint=None, check_images=None, flow_fn=None):
+    """Writes a SavedModel (see `export_saved_model`); returns `path`.
+
+    The flow is rebuilt with `flow_fn` (default: the one the trainer was built with)
+    outside the strategy and given either the values of `checkpoint` (e.g.
+    `best_checkpoint`) or the trainer's current ones, so the export holds plain float32
+    variables whatever the strategy.
+
+    Args:
+      path: the SavedModel folder.
+      checkpoint: optional checkpoint path to export instead of the current state.
+      check_images: optional batch of real images (dequantized, in [0, 1]) on which
+        `log_prob` and `sample` must be finite before anything is written.
+      flow_fn: optional builder of the flow (same variables as the trained one).
+    """
     copy = (flow_fn or self._flow_fn)()
-    source = list(self.flow.variables)
-    target = list(copy.variables)
-    if len(source) != len(target) or any(
-        tuple(s.shape) != tuple(t.shape) for s, t in zip(source, target)):
-      raise ValueError('flow_fn builds a flow whose variables do not match the '
-                       'trained one.')
-    for s, t in zip(source, target):
-      t.assign(s.read_value())
-    return export_saved_model(copy, self.event_shape, path,
-                              num_levels=self.num_levels)
+    if checkpoint is not None:
+      restore_checkpoint(tf.train.Checkpoint(flow=copy), checkpoint, partial=True)
+    else:
+      source, target = list(self.flow.variables), list(copy.variables)
+      if len(source) != len(target) or any(
+          tuple(s.shape) != tuple(t.shape) for s, t in zip(source, target)):
+        raise ValueError('flow_fn builds a flow whose variables do not match the '
+                         'trained one.')
+      for s, t in zip(source, target):
+        t.assign(s.read_value())
+    return export_saved_model(copy, self.event_shape, path, num_levels=self.num_levels,
+                              check_images=check_images)
