@@ -6,6 +6,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tfp_realnvp import _compat
+
 __all__ = ['pick_strategy', 'single_device_strategy', 'describe_strategy',
            'is_chief', 'worker_id', 'worker_write_dir']
 
@@ -58,10 +60,8 @@ def _mirrored(devices):
   tests move the base between strategies (`strategy_combinations.py`); so
   does this.
   """
-  cls = tf.distribute.MirroredStrategy
-  if hasattr(cls, '_collective_key_base'):
-    cls._collective_key_base += 100000  # pylint: disable=protected-access
-  return cls(devices)
+  _compat.bump_mirrored_collective_keys()
+  return tf.distribute.MirroredStrategy(devices)
 
 
 def single_device_strategy():
