@@ -6,7 +6,8 @@ Import it as `import flowtest` (the tests folder is on `sys.path` under pytest).
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+from typing import Callable
+from typing import Optional
 
 import keras
 import numpy as np
@@ -19,9 +20,9 @@ from tfp_realnvp.bijectors import ActNorm
 from tfp_realnvp.bijectors import ClassConditionalAffine
 from tfp_realnvp.bijectors import FactorOut
 from tfp_realnvp.bijectors import FlowSequence
+from tfp_realnvp.bijectors import Inverted
 from tfp_realnvp.bijectors import Invertible1x1Conv
 from tfp_realnvp.bijectors import InvertibleBatchNorm
-from tfp_realnvp.bijectors import Inverted
 from tfp_realnvp.bijectors import LogitTransform
 from tfp_realnvp.bijectors import MaskedAffineCoupling
 from tfp_realnvp.bijectors import PiecewiseLinear

@@ -1,11 +1,11 @@
 """recompute_batch_norm_statistics: running averages become averages of batch statistics."""
 
+import flowtest
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import flowtest
 from tfp_realnvp import recompute_batch_norm_statistics
 from tfp_realnvp.bijectors import InvertibleBatchNorm
 from tfp_realnvp.bijectors import MaskedAffineCoupling

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from flowtest import fresh
+from flowtest import perturb
 
-from flowtest import fresh, perturb
 from tfp_realnvp import RealNVPChain
-from tfp_realnvp.bijectors import InvertibleBatchNorm, MaskedAffineCoupling
+from tfp_realnvp.bijectors import InvertibleBatchNorm
+from tfp_realnvp.bijectors import MaskedAffineCoupling
 from tfp_realnvp.bijectors import initialize_act_norms
 from tfp_realnvp.train import pick_strategy
 

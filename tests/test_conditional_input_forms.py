@@ -5,11 +5,11 @@ change in place between two calls on the same input tensor (a loop `labels.fill(
 classes) must give each class's log-likelihood, never the first call's.
 """
 
+import flowtest
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import flowtest
 from tfp_realnvp import RealNVPChain
 
 NUM_CLASSES = 3

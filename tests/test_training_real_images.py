@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_realnvp import RealNVPChain, bits_per_dim
-from tfp_realnvp.data import image_pipeline, load_images
+from tfp_realnvp import RealNVPChain
+from tfp_realnvp import bits_per_dim
+from tfp_realnvp.data import image_pipeline
+from tfp_realnvp.data import load_images
 
 tfd = tfp.distributions
 

@@ -278,7 +278,7 @@ class GenerativeClassifier:
   def _check_inputs(self, x):
     x = np.asarray(x, dtype=np.float32)
     if x.ndim < 1:
-      raise ValueError(f'x must have a batch axis: shape (N, ...); got a scalar.')
+      raise ValueError('x must have a batch axis: shape (N, ...); got a scalar.')
     if self._event_shape is not None and x.shape[1:] != self._event_shape:
       raise ValueError(f'x must have shape (N,) + {self._event_shape} (the flow\'s event '
                        f'shape); got {x.shape}.')

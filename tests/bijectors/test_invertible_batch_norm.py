@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from flowtest import fresh
+
 from tfp_realnvp.bijectors import InvertibleBatchNorm
 from tfp_realnvp.train import pick_strategy
 

@@ -6,12 +6,13 @@ H*W > 1 included, with every variable moved away from its initial value, before 
 few training steps.
 """
 
+import flowtest
 import numpy as np
 import pytest
-
-import flowtest
-from flowtest import REGISTRY, autodiff_log_det, fresh, perturb
-
+from flowtest import REGISTRY
+from flowtest import autodiff_log_det
+from flowtest import fresh
+from flowtest import perturb
 
 # After training, one image chain stands for the others (their layers are all in the registry
 # on their own): a chain's autodiff Jacobian is the slowest check of the suite.

@@ -6,11 +6,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
+from flowtest import fresh
+from flowtest import perturb
+from flowtest import tiny_mlp
+from flowtest import tiny_resnet
 
-from flowtest import fresh, perturb, tiny_mlp, tiny_resnet
-from tfp_realnvp.bijectors import keras_tracking
 from tfp_realnvp.bijectors import MaskedAffineCoupling
 from tfp_realnvp.bijectors import checkerboard_mask
+from tfp_realnvp.bijectors import keras_tracking
 
 tfd = tfp.distributions
 SMALL = dict(network=tiny_resnet)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from flowtest import fresh
+
 from tfp_realnvp.bijectors.piecewise_linear import PiecewiseLinear
 
 tfd = tfp.distributions

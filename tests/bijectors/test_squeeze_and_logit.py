@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from flowtest import fresh
+
 from tfp_realnvp.bijectors import LogitTransform
 from tfp_realnvp.bijectors import Squeeze
 

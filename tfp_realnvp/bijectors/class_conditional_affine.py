@@ -77,10 +77,12 @@ class ClassConditionalAffine(FlowBijector):
 
   def _class_parameters(self, conditional_input, x):
     one_hot = one_hot_labels(conditional_input, self._num_classes, x.shape[:1], self.name)
-    flat = lambda v: tf.reshape(v, [self._num_classes, -1])
     shape = tf.concat([tf.shape(one_hot)[:1], self._event_shape_tuple], 0)
-    loc = tf.reshape(tf.matmul(one_hot, flat(self._loc)), shape)
-    log_scale = tf.reshape(tf.matmul(one_hot, flat(self._log_scale)), shape)
+
+    def per_event(variable):   # the rows of the events' classes, mixed by the one-hot rows
+      return tf.reshape(tf.matmul(one_hot, tf.reshape(variable, [self._num_classes, -1])),
+                        shape)
+    loc, log_scale = per_event(self._loc), per_event(self._log_scale)
     return loc, log_scale
 
   def _forward_and_log_det(self, x, conditional_input=None, **kwargs):

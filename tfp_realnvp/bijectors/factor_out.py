@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from tfp_realnvp.bijectors.flow_bijector import as_flow_bijector
 from tfp_realnvp.bijectors.flow_bijector import FlowBijector
+from tfp_realnvp.bijectors.flow_bijector import as_flow_bijector
 
 __all__ = ['FactorOut']
 

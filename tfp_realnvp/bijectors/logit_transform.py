@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from tfp_realnvp.bijectors.flow_bijector import assert_finite
 from tfp_realnvp.bijectors.flow_bijector import FlowBijector
+from tfp_realnvp.bijectors.flow_bijector import assert_finite
 from tfp_realnvp.bijectors.flow_bijector import reduce_event
 
 __all__ = ['LogitTransform']
