@@ -47,7 +47,9 @@ def op_time_breakdown(logdir):
         continue
       for event in line.events:
         name = metadata[event.metadata_id].name
-        if ':' not in name:  # Executor envelopes, thread-pool events.
+        # Ops are 'name:Type'; executor envelopes ('ExecutorState::Process',
+        # which spans the ops it runs) and thread-pool events are not.
+        if ':' not in name or '::' in name:
           continue
         op_name, op_type = name.rsplit(':', 1)
         seconds = event.duration_ps * 1e-12
