@@ -172,15 +172,28 @@ def run_variant(name, args, data, seed):
   batch_size = train_kwargs.pop('batch_size', args.batch_size)
   eval_fn = None
   if args.recompute_bn:
-    def eval_fn(model, data):
-      snapshot = variants.snapshot_batch_norm_statistics(model)
+    helpers = {}
+
+    def eval_fn(model, data, averages):
+      if not helpers:
+        helpers['recompute'] = variants.BatchNormRecomputer(
+            model, data, num_examples=args.recompute_examples or None)
+        helpers['evaluate'] = training.Evaluator(model.dist, data)
+
+      def recomputed():
+        snapshot = variants.snapshot_batch_norm_statistics(model)
+        helpers['recompute']()
+        value = helpers['evaluate']()
+        variants.restore_batch_norm_statistics(snapshot)
+        return value
+
       t0 = time.perf_counter()
-      variants.recompute_batch_norm_statistics(
-          model, data, num_examples=args.recompute_examples or None)
-      seconds = time.perf_counter() - t0
-      value = training.Evaluator(model.dist, data)()
-      variants.restore_batch_norm_statistics(snapshot)
-      return {'test_bpd_recomputed_bn': value, 'recompute_bn_seconds': seconds}
+      out = {'test_bpd_recomputed_bn': recomputed()}
+      out['recompute_bn_seconds'] = time.perf_counter() - t0
+      for avg in averages:  # Averaged weights need their own statistics.
+        with avg.swapped():
+          out[f'test_bpd_ema_{avg.decay:g}_recomputed_bn'] = recomputed()
+      return out
   result = training.train(
       model, data, steps=args.steps, evals=args.evals, batch_size=batch_size,
       seed=args.data_seed + seed, learning_rate=learning_rate,

@@ -84,7 +84,7 @@ def run_image_task(args, name, budget, evals, folder):
   out['ours_load_before'] = environment.load_average()
   ours = training.train(model, data, budget=budget, evals=evals,
                         batch_size=args.batch_size, seed=args.seed,
-                        label='tfp_realnvp')
+                        jit_compile=args.xla, label='tfp_realnvp')
   ours['params'] = model.num_params
   out['ours'] = ours
   del model
@@ -137,16 +137,23 @@ def run_throughput(args):
   from benchkit import timing  # pylint: disable=g-import-not-at-top
   from benchkit import variants  # pylint: disable=g-import-not-at-top
   from tfp_realnvp.train import maximum_likelihood_step  # pylint: disable=g-import-not-at-top
-  shape = (28, 28, 1)
+  shape = tuple(int(d) for d in args.throughput_shape.split(','))
   batch = args.batch_size
   keras.backend.clear_session()
   model = variants.package_model(shape, seed=args.seed, precision=args.precision,
                                  **image_flags(args))
   x = tf.random.uniform((batch,) + shape, 0.01, 0.99, seed=1)
   step = maximum_likelihood_step(model.dist, keras.optimizers.Adam(1e-3),
-                                 l2_variables=model.l2_variables)
-  log_prob = tf.function(lambda x: model.dist.log_prob(x))
-  sample = tf.function(lambda: model.dist.sample(batch, seed=(1, 2)))
+                                 l2_variables=model.l2_variables,
+                                 jit_compile=args.xla)
+  def log_prob_fn(x):
+    return model.dist.log_prob(x)
+
+  def sample_fn():
+    return model.dist.sample(batch, seed=(1, 2))
+
+  log_prob = tf.function(log_prob_fn, jit_compile=args.xla)
+  sample = tf.function(sample_fn, jit_compile=args.xla)
   ours = dict(train=lambda: step(x), log_prob=lambda: log_prob(x),
               sample=sample)
   for fn in ours.values():
@@ -230,7 +237,8 @@ def markdown(results):
                  f'| {t["gaussian_mixture_16_nll"]:.3f} | | |')
   if 'throughput' in tasks:
     t = tasks['throughput']
-    lines += ['', f'Throughput at the same flags (28x28x1, batch '
+    shape = 'x'.join(str(d) for d in t['event_shape'])
+    lines += ['', f'Throughput at the same flags ({shape}, batch '
               f'{t["batch_size"]}; ours {t["ours_params"] / 1e6:.2f}M '
               f'parameters, {t["ours_conv_flops_per_image"] / 1e9:.3f} GFLOP '
               f'per image forward; reference {t["reference_params"] / 1e6:.2f}M, '
@@ -244,10 +252,11 @@ def markdown(results):
                    f'{s["ours_images_per_second"]:.1f} | '
                    f'{s["ratio_wall"]:.2f}x | {s["ratio_cpu"]:.2f}x |')
   m = results['machine']
-  lines += ['', f'Machine: {m["cpu"]}, {m["cores"]} cores, load '
-            f'{m["load_average_1min"]}, TF {m["tensorflow"]}, commit '
-            f'{m["commit"]}, reference commit {results["reference_commit"]}, '
-            f'{m["date"]}.']
+  load = m['load_average_1min']
+  lines += ['', f'Machine: {m["cpu"]}, {m["cores"]} cores, load average '
+            f'{"-" if load is None else f"{load:.1f}"} at the start, TF '
+            f'{m["tensorflow"]}, commit {m["commit"]}, reference commit '
+            f'{results["reference_commit"] or "unknown"}, {m["date"]}.']
   return '\n'.join(lines)
 
 
@@ -272,6 +281,11 @@ def main(argv=None):
                       help='Fashion-MNIST test images (0: all 10,000)')
   parser.add_argument('--throughput-rounds', type=int, default=5)
   parser.add_argument('--throughput-seconds', type=float, default=3.)
+  parser.add_argument('--throughput-shape', default='28,28,1',
+                      help='image shape of the throughput task')
+  parser.add_argument('--xla', action='store_true',
+                      help='compile our training step (and log_prob, sample) '
+                      'with XLA')
   parser.add_argument('--num-scales', type=int, default=2)
   parser.add_argument('--hidden-channels', type=int, default=32)
   parser.add_argument('--num-res-blocks', type=int, default=4)

@@ -83,7 +83,9 @@ class Evaluator:
 class WeightAverage:
   """Polyak (exponential moving) averages of variables, for evaluation.
 
-  `update()` after each step: `avg <- decay * avg + (1 - decay) * v`. With
+  `update()` after each step: `avg <- decay * avg + (1 - decay) * v`, from
+  `avg = 0`, read with Adam's bias correction `avg / (1 - decay**t)` after
+  `t` updates (so the starting weights do not linger in short runs). With
   `swapped()` the variables hold the averages inside the `with` block.
   """
 
@@ -91,29 +93,36 @@ class WeightAverage:
     tf, _ = tf_modules()
     self.decay = float(decay)
     self._variables = list(variables)
-    self._averages = [tf.Variable(v, trainable=False) for v in self._variables]
+    self._averages = [tf.Variable(tf.zeros_like(v), trainable=False)
+                      for v in self._variables]
+    self._updates = tf.Variable(0., trainable=False)
 
     def update():
+      self._updates.assign_add(1.)
       for a, v in zip(self._averages, self._variables):
         a.assign(self.decay * a + (1. - self.decay) * v)
     self.update = tf.function(update)
 
-  class _Swap:
-
-    def __init__(self, outer):
-      self._outer = outer
-
-    def __enter__(self):
-      self._saved = [v.numpy() for v in self._outer._variables]  # pylint: disable=protected-access
-      for v, a in zip(self._outer._variables, self._outer._averages):  # pylint: disable=protected-access
-        v.assign(a)
-
-    def __exit__(self, *exc):
-      for v, s in zip(self._outer._variables, self._saved):  # pylint: disable=protected-access
-        v.assign(s)
-
   def swapped(self):
-    return WeightAverage._Swap(self)
+    return _Swapped(self)
+
+
+class _Swapped:
+  """Context: the averaged weights in place of the trained ones."""
+
+  def __init__(self, average):
+    self._average = average
+
+  def __enter__(self):
+    avg = self._average
+    correction = 1. - avg.decay ** float(avg._updates.numpy())  # pylint: disable=protected-access
+    self._saved = [v.numpy() for v in avg._variables]  # pylint: disable=protected-access
+    for v, a in zip(avg._variables, avg._averages):  # pylint: disable=protected-access
+      v.assign(a / correction)
+
+  def __exit__(self, *exc):
+    for v, s in zip(self._average._variables, self._saved):  # pylint: disable=protected-access
+      v.assign(s)
 
 
 def bits_from_nll(nll, dims, num_levels):
@@ -141,8 +150,8 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
     ema_decays: also evaluate Polyak averages of the weights with these
       decays (`test_bpd_ema_<decay>` in each point).
     jit_compile: compile the step with XLA.
-    eval_fn: optional `f(model, data) -> dict` of extra figures at each
-      evaluation.
+    eval_fn: optional `f(model, data, averages) -> dict` of extra figures at
+      each evaluation (`averages`: the `WeightAverage`s of `ema_decays`).
     log: printer of progress lines (None: silent).
     label: name in the progress lines.
 
@@ -175,7 +184,7 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
       with avg.swapped():
         p[f'test_bpd_ema_{avg.decay:g}'] = evaluate()
     if eval_fn is not None:
-      p.update(eval_fn(model, data))
+      p.update(eval_fn(model, data, averages))
     return p
 
   start = time.perf_counter()

@@ -14,7 +14,7 @@ ICML 2016, https://arxiv.org/abs/1603.05201), a 3x3 input convolution,
 residual blocks whose outputs each add a 1x1 convolution into a skip sum,
 then batch norm, ReLU and a 1x1 output convolution.
 
-`recompute_batch_norm_statistics` replaces every running average (the
+`BatchNormRecomputer` replaces every running average (the
 invertible batch norms' and the s/t networks' own) by statistics measured
 over a data set, as PyTorch's `torch.optim.swa_utils.update_bn` does.
 """
@@ -229,61 +229,66 @@ def network_batch_norm_layers(networks):
   return layers
 
 
-def recompute_batch_norm_statistics(model, data, batch_size=500,
-                                    num_examples=None, seed=7):
+class BatchNormRecomputer:
   """Sets every running mean/variance to its value over `data.train`.
 
-  One pass over the (dequantized) training images in training mode with
-  every momentum at 0, so that each batch norm normalises with the batch's
-  own statistics (what a full-data estimate approximates); each layer's
-  population mean and variance are then the averages over batches (the
-  variance by the law of total variance). Returns the number of batches.
+  Calling it makes one pass over the (dequantized) training images in
+  training mode with every momentum at 0, so that each batch norm normalises
+  with the batch's own statistics (what a full-data estimate approximates);
+  each layer's population mean and variance are then the averages over
+  batches (the variance by the law of total variance). The pass is traced
+  once and reused by later calls. Returns the number of batches.
   """
-  tf, _ = tf_modules()
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from tfp_realnvp import data as data_lib  # pylint: disable=g-import-not-at-top
-  flow_bns = list(model.batch_norms)
-  net_bns = network_batch_norm_layers(model.networks)
-  stats = ([(b.moving_mean, b.moving_variance) for b in flow_bns]
-           + [(l.moving_mean, l.moving_variance) for l in net_bns])
-  saved_momenta = ([b._momentum for b in flow_bns]  # pylint: disable=protected-access
-                   + [l.momentum for l in net_bns])
-  for b in flow_bns:
-    b._momentum = 0.  # pylint: disable=protected-access
-  for l in net_bns:
-    l.momentum = 0.
-  try:
-    @tf.function
+
+  def __init__(self, model, data, batch_size=500, num_examples=None, seed=7):
+    tf, _ = tf_modules()
+    from tfp_realnvp import data as data_lib  # pylint: disable=g-import-not-at-top
+    self._flow_bns = list(model.batch_norms)
+    self._net_bns = network_batch_norm_layers(model.networks)
+    self._stats = ([(b.moving_mean, b.moving_variance) for b in self._flow_bns]
+                   + [(l.moving_mean, l.moving_variance)
+                      for l in self._net_bns])
+    stats = self._stats
+
     def batch_stats(x):
       model.dist.log_prob(x, bijector_kwargs={'training': True})
       return [tf.identity(tf.convert_to_tensor(v)) for pair in stats
               for v in pair]
 
+    self._batch_stats = tf.function(batch_stats)
     images = data.train if num_examples is None else data.train[:num_examples]
-    dataset = data_lib.image_pipeline(images, data.num_levels, batch_size,
-                                      training=True, seed=seed, repeat=1)
-    sums = None
-    count = 0
-    for x in dataset:
-      values = [v.numpy().astype(np.float64) for v in batch_stats(x)]
-      means, variances = values[0::2], values[1::2]
-      moments = [(m, v + m * m) for m, v in zip(means, variances)]
-      if sums is None:
-        sums = moments
-      else:
-        sums = [(a + m, b + s) for (a, b), (m, s) in zip(sums, moments)]
-      count += 1
-  finally:
-    for b, m in zip(flow_bns, saved_momenta):
+    self._dataset = data_lib.image_pipeline(
+        images, data.num_levels, batch_size, training=True, seed=seed,
+        repeat=1)
+
+  def _set_momenta(self, values):
+    for b, m in zip(self._flow_bns, values):
       b._momentum = m  # pylint: disable=protected-access
-    for l, m in zip(net_bns, saved_momenta[len(flow_bns):]):
+    for l, m in zip(self._net_bns, values[len(self._flow_bns):]):
       l.momentum = m
-  for (mean_var, var_var), (first, second) in zip(stats, sums):
-    mean = first / count
-    mean_var.assign(mean.astype(np.float32))
-    var_var.assign(np.maximum(second / count - mean * mean, 0.).astype(
-        np.float32))
-  return count
+
+  def __call__(self):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    saved = ([b._momentum for b in self._flow_bns]  # pylint: disable=protected-access
+             + [l.momentum for l in self._net_bns])
+    # Momenta are read when the pass is traced (the first call).
+    self._set_momenta([0.] * len(saved))
+    try:
+      sums, count = None, 0
+      for x in self._dataset:
+        values = [v.numpy().astype(np.float64) for v in self._batch_stats(x)]
+        moments = [(m, v + m * m) for m, v in zip(values[0::2], values[1::2])]
+        sums = moments if sums is None else [
+            (a + m, b + q) for (a, b), (m, q) in zip(sums, moments)]
+        count += 1
+    finally:
+      self._set_momenta(saved)
+    for (mean_var, var_var), (first, second) in zip(self._stats, sums):
+      mean = first / count
+      mean_var.assign(mean.astype(np.float32))
+      var_var.assign(np.maximum(second / count - mean * mean, 0.).astype(
+          np.float32))
+    return count
 
 
 def snapshot_batch_norm_statistics(model):
