@@ -113,7 +113,8 @@ def run_moons(args):
   hidden = tuple(int(h) for h in args.moons_tfp_hidden.split(','))
   out = dict(steps=args.moons_steps, batch_size=256, num_train=len(train),
              num_test=len(test), tfp_hidden_layers=list(hidden),
-             learning_rate=args.moons_learning_rate, data=args.moons_data,
+             learning_rate=args.moons_learning_rate, decay=args.moons_decay,
+             data=args.moons_data,
              gaussian_mixture_16_nll=toys.gaussian_mixture_nll(
                  train, test, 16, args.seed))
   for label in ('tfp', 'ours'):
@@ -122,7 +123,8 @@ def run_moons(args):
              else toys.our_model(seed=args.seed))
     out[label] = toys.train_and_score(
         model, train, test, steps=args.moons_steps,
-        learning_rate=args.moons_learning_rate, seed=args.seed)
+        learning_rate=args.moons_learning_rate, seed=args.seed,
+        decay=None if args.moons_decay == 'none' else args.moons_decay)
     print(f'moons: {label}: held-out NLL {out[label]["test_nll"]:.3f} nats '
           f'after {args.moons_steps} steps ({out[label]["seconds"]:.0f} s)',
           flush=True)
@@ -275,6 +277,10 @@ def main(argv=None):
                       help="sklearn_moons (scikit-learn's make_moons, noise "
                       "0.05) or moons (tfp_realnvp.data.make_toy_2d)")
   parser.add_argument('--moons-learning-rate', type=float, default=1e-3)
+  parser.add_argument('--moons-decay', choices=('none', 'cosine'),
+                      default='none',
+                      help='cosine: decay the learning rate to 5%% over the '
+                      'steps (both models)')
   parser.add_argument('--moons-tfp-hidden', default='128,128',
                       help="hidden layers of TFP's default template")
   parser.add_argument('--eval-examples', type=int, default=0,
