@@ -27,7 +27,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
+from benchkit import configs  # pylint: disable=wrong-import-position
+from benchkit import flops as flop_count  # pylint: disable=wrong-import-position
+from benchkit import results as results_io  # pylint: disable=wrong-import-position
+from benchkit import steps as step_fns  # pylint: disable=wrong-import-position
+from benchkit import timing  # pylint: disable=wrong-import-position
 
 
 def renamed_copy(checkout, new_name):
@@ -53,7 +58,7 @@ def renamed_copy(checkout, new_name):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  _common.add_config_args(parser)
+  configs.add_config_args(parser)
   parser.add_argument('--before', required=True,
                       help='a checkout (folder holding tfp_realnvp/)')
   parser.add_argument('--modes', default='graph')
@@ -63,14 +68,14 @@ def main(argv=None):
   parser.add_argument('--what', default='train,log_prob,sample')
   parser.add_argument('--tag', default='')
   args = parser.parse_args(argv)
-  _common.setup_environment(args.onednn)
+  environment.setup_environment(args.onednn)
   sys.path.insert(0, renamed_copy(args.before, 'tfp_realnvp_before'))
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  tf, tfp = _common.tf_modules()
+  tf, tfp = environment.tf_modules()
   import tfp_realnvp  # pylint: disable=g-import-not-at-top
   import tfp_realnvp_before  # pylint: disable=g-import-not-at-top
-  cfg = _common.parse_config(args.config, args)
+  cfg = configs.parse_config(args.config, args)
   shape = (cfg['batch_size'],) + cfg['event_shape']
   precision = None if args.precision == 'float32' else args.precision
 
@@ -130,7 +135,7 @@ def main(argv=None):
   print('equivalence:', checks, flush=True)
 
   calls, flops = {}, {}
-  ceilings, ceiling_flops = _common.ceiling_calls(
+  ceilings, ceiling_flops = timing.ceiling_calls(
       cfg['batch_size'], cfg['event_shape'][0], cfg['event_shape'][1],
       cfg['hidden_channels'])
   calls['ceiling_conv3x3'] = ceilings['ceiling_conv3x3']
@@ -138,19 +143,19 @@ def main(argv=None):
   whats = args.what.split(',')
   for mode in args.modes.split(','):
     for label, dist in (('before', dist_b), ('after', dist_a)):
-      steps = _common.Steps(dist, shape, jit_compile=(mode == 'xla'))
+      steps = step_fns.Steps(dist, shape, jit_compile=(mode == 'xla'))
       for what in whats:
         name = f'{label}/{mode}/{what}'
-        _common._force(steps.call(what, x))  # pylint: disable=protected-access
-        flops[name] = _common.profiler_flops(steps.concrete(what))
+        timing.force(steps.call(what, x))
+        flops[name] = flop_count.profiler_flops(steps.concrete(what))
         calls[name] = (lambda s=steps, w=what: s.call(w, x))
         print(f'  traced {name}: {flops[name] / 1e9:.2f} GFLOP', flush=True)
-  times = _common.time_interleaved(calls, 'ceiling_conv3x3', rounds=args.rounds,
+  times = timing.time_interleaved(calls, 'ceiling_conv3x3', rounds=args.rounds,
                                    target_seconds=args.round_seconds)
-  med = _common.median
+  med = timing.median
   report = dict(config=args.config, config_values=dict(
       cfg, event_shape=list(cfg['event_shape'])), before=args.before,
-                checks=checks, machine=_common.machine_info(), results={})
+                checks=checks, machine=environment.machine_info(), results={})
   print(f'\n{"function":22s} {"after/before speed-up":>22s} '
         f'{"% of conv ceiling, before -> after":>36s}')
   print(f'{"":22s} {"CPU time":>10s} {"wall":>10s}   {"CPU time":>16s} {"wall":>16s}')
@@ -177,7 +182,7 @@ def main(argv=None):
             f'{entry["pct_conv_before_cpu"]:6.0f}% -> {entry["pct_conv_after_cpu"]:4.0f}% '
             f'{entry["pct_conv_before_wall"]:6.0f}% -> {entry["pct_conv_after_wall"]:4.0f}%')
   name = f'ab-{args.config}{"-" + args.tag if args.tag else ""}.json'
-  print('wrote', _common.write_json(name, report))
+  print('wrote', results_io.write_json(name, report))
 
 
 if __name__ == '__main__':

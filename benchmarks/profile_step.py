@@ -20,7 +20,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
+from benchkit import configs  # pylint: disable=wrong-import-position
+from benchkit import flops as flop_count  # pylint: disable=wrong-import-position
+from benchkit import models  # pylint: disable=wrong-import-position
+from benchkit import results as results_io  # pylint: disable=wrong-import-position
+from benchkit import steps as step_fns  # pylint: disable=wrong-import-position
+from benchkit import timing  # pylint: disable=wrong-import-position
 
 
 def op_time_breakdown(logdir):
@@ -41,7 +47,9 @@ def op_time_breakdown(logdir):
         continue
       for event in line.events:
         name = metadata[event.metadata_id].name
-        if ':' not in name:  # Executor envelopes, thread-pool events.
+        # Ops are 'name:Type'; executor envelopes ('ExecutorState::Process',
+        # which spans the ops it runs) and thread-pool events are not.
+        if ':' not in name or '::' in name:
           continue
         op_name, op_type = name.rsplit(':', 1)
         seconds = event.duration_ps * 1e-12
@@ -60,30 +68,30 @@ def op_time_breakdown(logdir):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  _common.add_config_args(parser)
+  configs.add_config_args(parser)
   parser.add_argument('--what', default='train',
                       choices=('train', 'log_prob', 'sample'))
-  parser.add_argument('--mode', default='graph', choices=_common.MODES)
+  parser.add_argument('--mode', default='graph', choices=configs.MODES)
   parser.add_argument('--precision', default='float32',
-                      choices=_common.PRECISIONS)
+                      choices=configs.PRECISIONS)
   parser.add_argument('--calls', type=int, default=3)
   parser.add_argument('--top', type=int, default=25)
   args = parser.parse_args(argv)
-  _common.setup_environment(args.onednn)
-  tf, _ = _common.tf_modules()
-  cfg = _common.parse_config(args.config, args)
+  environment.setup_environment(args.onednn)
+  tf, _ = environment.tf_modules()
+  cfg = configs.parse_config(args.config, args)
   shape = (cfg['batch_size'],) + cfg['event_shape']
-  dist, _ = _common.build_realnvp(cfg, args.precision)
-  steps = _common.Steps(dist, shape, jit_compile=(args.mode == 'xla'))
+  dist, _ = models.build_realnvp(cfg, args.precision)
+  steps = step_fns.Steps(dist, shape, jit_compile=(args.mode == 'xla'))
   x = tf.random.uniform(shape, 0.01, 0.99, seed=1)
   for _ in range(2):
-    _common._force(steps.call(args.what, x))  # pylint: disable=protected-access
-  logdir = os.path.join(_common.RESULTS_DIR, 'profile')
+    timing.force(steps.call(args.what, x))
+  logdir = os.path.join(results_io.RESULTS_DIR, 'profile')
   shutil.rmtree(logdir, ignore_errors=True)
   tf.profiler.experimental.start(logdir)
   start = time.perf_counter()
   for _ in range(args.calls):
-    _common._force(steps.call(args.what, x))  # pylint: disable=protected-access
+    timing.force(steps.call(args.what, x))
   wall = (time.perf_counter() - start) / args.calls
   tf.profiler.experimental.stop()
   by_type, by_part = op_time_breakdown(logdir)
@@ -97,7 +105,7 @@ def main(argv=None):
   print(f'\n{"part":44s} {"s/call":>8s} {"share":>7s}')
   for part, seconds in by_part.most_common():
     print(f'{part:44s} {seconds / args.calls:8.4f} {100 * seconds / total:6.1f}%')
-  counts = _common.op_counts(steps.concrete(args.what), types=(
+  counts = flop_count.op_counts(steps.concrete(args.what), types=(
       'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter',
       'FusedBatchNormV3', 'FusedBatchNormGradV3', 'MatMul', 'BiasAdd'))
   print('\ngraph op counts:', counts)

@@ -27,12 +27,15 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
+from benchkit import configs  # pylint: disable=wrong-import-position
+from benchkit import models  # pylint: disable=wrong-import-position
+from benchkit import results as results_io  # pylint: disable=wrong-import-position
 
 MODELS = {
     'digits': dict(event_shape=(8, 8, 1), num_scales=2, hidden_channels=32,
                    num_res_blocks=2, batch_size=64),
-    'fashion_mnist': dict(_common.CONFIGS['mnist-small']),
+    'fashion_mnist': dict(configs.CONFIGS['mnist-small']),
 }
 FASHION_DIR = '/usr/share/datasets/fashion-mnist'
 
@@ -91,7 +94,7 @@ def batches(images, num_levels, batch_size, seed, training):
 def run_dataset(name, args):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  tf, tfp = _common.tf_modules()
+  tf, tfp = environment.tf_modules()
   from tfp_realnvp import RealNVPChain  # pylint: disable=g-import-not-at-top
   from tfp_realnvp import bits_per_dim  # pylint: disable=g-import-not-at-top
   cfg = dict(MODELS[name])
@@ -178,7 +181,7 @@ def run_dataset(name, args):
       model=dict(cfg, event_shape=list(cfg['event_shape'])),
       model_text=(f'{cfg["num_scales"]} scales, {cfg["hidden_channels"]} ch, '
                   f'{cfg["num_res_blocks"]} blocks, '
-                  f'{_common.count_params(variables) / 1e6:.2f}M params'),
+                  f'{models.count_params(variables) / 1e6:.2f}M params'),
       mode=args.mode, precision=args.precision, batch_size=cfg['batch_size'],
       first_step_seconds=first_step_s, curve=curve,
       recipe=dict(optimizer='Adam', learning_rate=args.learning_rate,
@@ -196,9 +199,9 @@ def main(argv=None):
                       help='test images of Fashion-MNIST (0: all 10000)')
   parser.add_argument('--eval-batch-size', type=int, default=500)
   parser.add_argument('--batch-size', type=int)
-  parser.add_argument('--mode', default='graph', choices=_common.MODES)
+  parser.add_argument('--mode', default='graph', choices=configs.MODES)
   parser.add_argument('--precision', default='float32',
-                      choices=_common.PRECISIONS)
+                      choices=configs.PRECISIONS)
   parser.add_argument('--learning-rate', type=float, default=1e-3)
   parser.add_argument('--l2', type=float, default=5e-5)
   parser.add_argument('--clip-norm', type=float, default=100.)
@@ -207,7 +210,7 @@ def main(argv=None):
                       default='default')
   parser.add_argument('--tag', default='')
   args = parser.parse_args(argv)
-  _common.setup_environment(args.onednn)
+  environment.setup_environment(args.onednn)
   runs = []
   for name in args.datasets.split(','):
     print(f'{name}: training for {args.budget:.0f} s', flush=True)
@@ -217,10 +220,10 @@ def main(argv=None):
       traceback.print_exc()
       runs.append(dict(dataset=name, error=f'{type(e).__name__}: {e}'[:300]))
   results = dict(script='quality.py', argv=sys.argv[1:],
-                 machine=_common.machine_info(), budget_seconds=args.budget,
+                 machine=environment.machine_info(), budget_seconds=args.budget,
                  runs=runs)
   name = f'quality{"-" + args.tag if args.tag else ""}.json'
-  print('wrote', _common.write_json(name, results))
+  print('wrote', results_io.write_json(name, results))
   import report  # pylint: disable=g-import-not-at-top
   print(report.quality_table(results))
   report.write_latest()

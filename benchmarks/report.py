@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchkit import results as results_io  # pylint: disable=wrong-import-position
 
 
 def _fmt(value, digits=1):
@@ -137,9 +137,9 @@ def quality_table(results):
 
 def write_latest():
   """Writes results/latest.md from the newest JSON of each script and config."""
-  speed = sorted(glob.glob(os.path.join(_common.RESULTS_DIR, 'speed-*.json')),
+  speed = sorted(glob.glob(os.path.join(results_io.RESULTS_DIR, 'speed-*.json')),
                  key=os.path.getmtime, reverse=True)
-  quality = sorted(glob.glob(os.path.join(_common.RESULTS_DIR,
+  quality = sorted(glob.glob(os.path.join(results_io.RESULTS_DIR,
                                           'quality*.json')),
                    key=os.path.getmtime, reverse=True)
   parts = ['# Benchmark results (latest)', '',
@@ -154,8 +154,8 @@ def write_latest():
   for path in quality:
     with open(path) as f:
       parts += [quality_table(json.load(f)), '']
-  os.makedirs(_common.RESULTS_DIR, exist_ok=True)
-  out = os.path.join(_common.RESULTS_DIR, 'latest.md')
+  os.makedirs(results_io.RESULTS_DIR, exist_ok=True)
+  out = os.path.join(results_io.RESULTS_DIR, 'latest.md')
   with open(out, 'w') as f:
     f.write('\n'.join(parts))
   return out

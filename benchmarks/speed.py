@@ -39,12 +39,18 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
+from benchkit import configs  # pylint: disable=wrong-import-position
+from benchkit import flops as flop_count  # pylint: disable=wrong-import-position
+from benchkit import models  # pylint: disable=wrong-import-position
+from benchkit import results as results_io  # pylint: disable=wrong-import-position
+from benchkit import steps as step_fns  # pylint: disable=wrong-import-position
+from benchkit import timing  # pylint: disable=wrong-import-position
 
 
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  _common.add_config_args(parser)
+  configs.add_config_args(parser)
   parser.add_argument('--modes', default='graph',
                       help='comma list of graph,xla (default graph)')
   parser.add_argument('--precisions', default='float32',
@@ -71,15 +77,15 @@ def parse_args(argv=None):
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.all:
-    args.modes = ','.join(_common.MODES)
-    args.precisions = ','.join(_common.PRECISIONS)
+    args.modes = ','.join(configs.MODES)
+    args.precisions = ','.join(configs.PRECISIONS)
   args.modes = [m for m in args.modes.split(',') if m]
   args.precisions = [p for p in args.precisions.split(',') if p]
   for m in args.modes:
-    if m not in _common.MODES:
+    if m not in configs.MODES:
       parser.error(f'unknown mode {m!r}')
   for p in args.precisions:
-    if p not in _common.PRECISIONS:
+    if p not in configs.PRECISIONS:
       parser.error(f'unknown precision {p!r}')
   args.vector_hidden = tuple(int(h) for h in args.vector_hidden.split(','))
   return args
@@ -88,28 +94,28 @@ def parse_args(argv=None):
 # -- memory worker (fresh process per configuration) ------------------------------
 def memory_worker(args, spec):
   """Builds one model, runs a few training steps, prints peak RSS as JSON."""
-  tf, _ = _common.tf_modules()
-  cfg = _common.parse_config(args.config, args)
-  start_rss = _common.peak_rss_mb()
+  tf, _ = environment.tf_modules()
+  cfg = configs.parse_config(args.config, args)
+  start_rss = environment.peak_rss_mb()
   model, mode, precision = spec['model'], spec['mode'], spec['precision']
   if model == 'realnvp':
-    dist, _ = _common.build_realnvp(cfg, precision)
+    dist, _ = models.build_realnvp(cfg, precision)
     shape = (cfg['batch_size'],) + cfg['event_shape']
-    steps = _common.Steps(dist, shape, jit_compile=(mode == 'xla'))
+    steps = step_fns.Steps(dist, shape, jit_compile=(mode == 'xla'))
   elif model == 'glow':
-    dist, _ = _common.build_glow(cfg['event_shape'], cfg['num_scales'],
+    dist, _ = models.build_glow(cfg['event_shape'], cfg['num_scales'],
                                  args.glow_steps, spec['glow_hidden'])
     shape = (cfg['batch_size'],) + cfg['event_shape']
-    steps = _common.Steps(dist, shape, jit_compile=(mode == 'xla'),
+    steps = step_fns.Steps(dist, shape, jit_compile=(mode == 'xla'),
                           training_kwargs=False)
   else:
     raise ValueError(model)
   x = tf.random.uniform(shape, 0.01, 0.99, seed=1)
-  built_rss = _common.peak_rss_mb()
+  built_rss = environment.peak_rss_mb()
   for _ in range(args.memory_steps):
     loss = steps.train(x)
   loss.numpy()
-  print(json.dumps(dict(peak_rss_mb=_common.peak_rss_mb(),
+  print(json.dumps(dict(peak_rss_mb=environment.peak_rss_mb(),
                         rss_after_import_mb=start_rss,
                         rss_after_build_mb=built_rss,
                         steps=args.memory_steps)))
@@ -150,7 +156,7 @@ def summarize(times, flops, entries, ceilings, args):
   and on CPU time: the load of other processes cancels out of both, and
   CPU-time figures are the steadier ones on a busy machine.
   """
-  med = _common.median
+  med = timing.median
   conv = times['ceiling_conv3x3']
   conv_flops = flops['ceiling_conv3x3']
   ceilings['ceiling_conv3x3'] = dict(
@@ -235,12 +241,12 @@ def summarize(times, flops, entries, ceilings, args):
 # -- the benchmark --------------------------------------------------------------
 def main(argv=None):
   args = parse_args(argv)
-  _common.setup_environment(args.onednn)
+  environment.setup_environment(args.onednn)
   if args.worker:
     memory_worker(args, json.loads(args.worker))
     return
-  tf, _ = _common.tf_modules()
-  cfg = _common.parse_config(args.config, args)
+  tf, _ = environment.tf_modules()
+  cfg = configs.parse_config(args.config, args)
   batch = cfg['batch_size']
   height, width, _ = cfg['event_shape']
   image_batch = (batch,) + cfg['event_shape']
@@ -248,7 +254,7 @@ def main(argv=None):
   print(f'config {args.config}: {cfg}', flush=True)
 
   calls, flops, entries = {}, {}, {}
-  ceilings, ceiling_flops = _common.ceiling_calls(
+  ceilings, ceiling_flops = timing.ceiling_calls(
       batch, height, width, cfg['hidden_channels'])
   calls.update(ceilings)
   flops.update(ceiling_flops)
@@ -260,11 +266,11 @@ def main(argv=None):
       name = f'{key}/{what}'
       try:
         start = time.perf_counter()
-        _common._force(steps.call(what, steps_x[key]))  # pylint: disable=protected-access
+        timing.force(steps.call(what, steps_x[key]))
         entries[key][f'{what}_first_call_s'] = time.perf_counter() - start
         concrete = steps.concrete(what)
-        flops[name] = _common.profiler_flops(concrete)
-        entries[key][f'{what}_ops'] = _common.op_counts(concrete)
+        flops[name] = flop_count.profiler_flops(concrete)
+        entries[key][f'{what}_ops'] = flop_count.op_counts(concrete)
       except Exception as e:  # pylint: disable=broad-except
         traceback.print_exc()
         entries[key][f'{what}_error'] = f'{type(e).__name__}: {str(e)[:300]}'
@@ -278,11 +284,11 @@ def main(argv=None):
   for precision in args.precisions:
     for mode in args.modes:
       key = f'realnvp/{mode}/{precision}'
-      dist, flow = _common.build_realnvp(cfg, precision)
-      steps = _common.Steps(dist, image_batch, jit_compile=(mode == 'xla'))
-      our_params = _common.count_params(steps.variables)
+      dist, flow = models.build_realnvp(cfg, precision)
+      steps = step_fns.Steps(dist, image_batch, jit_compile=(mode == 'xla'))
+      our_params = models.count_params(steps.variables)
       steps_x[key] = x
-      conv_fwd = _common.analytic_conv_flops(flow, batch)
+      conv_fwd = flop_count.analytic_conv_flops(flow, batch)
       add_model(key, steps, dict(model='RealNVPChain', mode=mode,
                                  precision=precision, params=our_params,
                                  batch=batch, analytic_conv_flops_forward=conv_fwd),
@@ -290,15 +296,15 @@ def main(argv=None):
 
   glow_hidden = None
   if not args.no_glow:
-    glow_hidden = _common.glow_hidden_for_params(
+    glow_hidden = models.glow_hidden_for_params(
         cfg['event_shape'], cfg['num_scales'], args.glow_steps,
         our_params or 1_000_000)
     for mode in args.modes:
       key = f'glow/{mode}/float32'
       try:
-        dist, _ = _common.build_glow(cfg['event_shape'], cfg['num_scales'],
+        dist, _ = models.build_glow(cfg['event_shape'], cfg['num_scales'],
                                      args.glow_steps, glow_hidden)
-        steps = _common.Steps(dist, image_batch, jit_compile=(mode == 'xla'),
+        steps = step_fns.Steps(dist, image_batch, jit_compile=(mode == 'xla'),
                               training_kwargs=False)
       except Exception as e:  # pylint: disable=broad-except
         traceback.print_exc()
@@ -307,7 +313,7 @@ def main(argv=None):
       steps_x[key] = x
       add_model(key, steps, dict(
           model='tfb.Glow', mode=mode, precision='float32',
-          params=_common.count_params(steps.variables), batch=batch,
+          params=models.count_params(steps.variables), batch=batch,
           glow_blocks=cfg['num_scales'], glow_steps_per_block=args.glow_steps,
           glow_num_hidden=glow_hidden), sample=not args.no_sample)
 
@@ -316,17 +322,17 @@ def main(argv=None):
     xv = tf.random.normal((vb, dim), seed=2)
     for mode in args.modes:
       for label, builder in (
-          ('ours_vector', lambda: _common.build_our_vector(
+          ('ours_vector', lambda: models.build_our_vector(
               dim, args.vector_couplings, args.vector_hidden, batch_norm=True)),
-          ('ours_vector_nobn', lambda: _common.build_our_vector(
+          ('ours_vector_nobn', lambda: models.build_our_vector(
               dim, args.vector_couplings, args.vector_hidden, batch_norm=False)),
-          ('tfp_realnvp_vector', lambda: _common.build_tfp_realnvp_vector(
+          ('tfp_realnvp_vector', lambda: models.build_tfp_realnvp_vector(
               dim, args.vector_couplings, args.vector_hidden))):
         key = f'{label}/{mode}/float32'
         ours = label.startswith('ours')
         try:
           dist, _ = builder()
-          steps = _common.Steps(dist, (vb, dim), jit_compile=(mode == 'xla'),
+          steps = step_fns.Steps(dist, (vb, dim), jit_compile=(mode == 'xla'),
                                 training_kwargs=ours)
         except Exception as e:  # pylint: disable=broad-except
           traceback.print_exc()
@@ -338,18 +344,18 @@ def main(argv=None):
             batch_norm=(label == 'ours_vector') if ours else False,
             mode=mode, precision='float32', batch=vb, dim=dim,
             couplings=args.vector_couplings, hidden=list(args.vector_hidden),
-            params=_common.count_params(steps.variables)),
+            params=models.count_params(steps.variables)),
                   sample=not args.no_sample)
 
   print(f'timing {len(calls)} functions, {args.rounds} rounds, each next to '
         f'the conv reference', flush=True)
-  times = _common.time_interleaved(
+  times = timing.time_interleaved(
       calls, reference='ceiling_conv3x3', rounds=args.rounds,
       target_seconds=args.round_seconds)
   results = dict(
       script='speed.py', config=args.config, config_values=dict(
           cfg, event_shape=list(cfg['event_shape'])),
-      argv=sys.argv[1:], machine=_common.machine_info(),
+      argv=sys.argv[1:], machine=environment.machine_info(),
       rounds=args.rounds, ceilings={}, models=entries)
   results['ratios'] = summarize(times, flops, entries, results['ceilings'],
                                 args)
@@ -365,7 +371,7 @@ def main(argv=None):
       print(f'  {key}: {entry["memory"]}', flush=True)
 
   name = f'speed-{args.config}{"-" + args.tag if args.tag else ""}.json'
-  path = _common.write_json(name, results)
+  path = results_io.write_json(name, results)
   print(f'wrote {path}')
   import report  # pylint: disable=g-import-not-at-top
   print(report.speed_table(results))

@@ -20,9 +20,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
+from benchkit import timing  # pylint: disable=wrong-import-position
 
-_common.setup_environment()
+environment.setup_environment()
 
 import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -41,10 +42,10 @@ __all__ = ['measure', 'conv_gflops']
 def conv_gflops(repeats=10):
   """GFLOP/s of the reference 3x3, 32-channel conv on (64, 28, 28, 32), now.
 
-  The convolution of `_common.ceiling_calls`; a value lower than usual says
+  The convolution of `timing.ceiling_calls`; a value lower than usual says
   how much of the CPU the benchmark got on a shared machine.
   """
-  calls, flops = _common.ceiling_calls(64, 28, 28, 32)
+  calls, flops = timing.ceiling_calls(64, 28, 28, 32)
   conv = calls['ceiling_conv3x3']
   conv().numpy()
   tic = time.perf_counter()
