@@ -78,3 +78,39 @@ def test_images(count=32):
   images = digits()
   return next(iter(image_pipeline(images.test[:count], images.num_levels, count,
                                   training=False, seed=1))).numpy()
+
+
+NUM_CLASSES = 10
+
+
+def labelled_dataset_fn():
+  """`(images, labels)` batches of the digits (the same images as `dataset_fn`)."""
+  images = digits()
+  return image_pipeline(images.train, images.num_levels, BATCH, seed=SEED,
+                        labels=images.train_labels)
+
+
+def make_conditional_trainer(strategy=None, checkpoint_dir=None, **flow_kwargs):
+  """The tiny trainer of a class-conditional flow (10 digit classes)."""
+  keras.utils.set_random_seed(SEED)
+  kwargs = dict(FLOW_KWARGS, num_classes=NUM_CLASSES, **flow_kwargs)
+  return Trainer(lambda: make_flow(EVENT_SHAPE, **kwargs), EVENT_SHAPE,
+                 TrainConfig(global_batch_size=BATCH), num_levels=digits().num_levels,
+                 strategy=strategy, checkpoint_dir=checkpoint_dir)
+
+
+def perturb(trainer, scale=0.05, seed=0):
+  """Moves the trainable weights off their initial values (see `perturbed_trainer`)."""
+  rng = np.random.default_rng(seed)
+  for v in trainer.trainable_variables:
+    v.assign(v.numpy() + scale * rng.standard_normal(v.shape).astype(np.float32))
+  return trainer
+
+
+def test_pairs(count=32):
+  """`count` dequantized digits test images and their labels, as numpy."""
+  images = digits()
+  x, y = next(iter(image_pipeline(images.test[:count], images.num_levels, count,
+                                  labels=images.test_labels[:count], training=False,
+                                  seed=1)))
+  return x.numpy(), y.numpy()

@@ -23,6 +23,28 @@ the best checkpoint (`log_prob`, `bits_per_dim`, `sample`; loads with TensorFlow
 Then `examples/evaluate.py OUTPUT_DIR` scores a checkpoint or the export and samples at
 chosen temperatures.
 
+Class-conditional flows (`--conditional`): the flow models `p(x | y)` for the source's class
+labels (IDX label files, `y_train`/`y_test` of a `.npz`, tensorflow-datasets, the digits'
+targets, the sub-folders of an image folder; a source without labels is an error). Each
+epoch also writes `OUTPUT_DIR/samples/classes_epoch_NNN.png` (one row of
+`--samples-per-class` samples per class, instead of `epoch_NNN.png`); `test_bits_per_dim`
+in `metrics.json` is then the conditional `-log p(x | y)` of the test images with their
+labels, and `test_accuracy_per_epoch` the accuracy of the generative classifier
+`argmax_y log p(x | y) + log p(y)` on the test images (one dequantization, the prior
+`p(y)` the class frequencies of the training split, recorded as `class_prior` in
+`config.json`); it costs `num_classes` evaluations per test image (`--max-test-examples`
+limits them). `test_accuracy` is that of the model the run exports (the best checkpoint,
+else the last state; after `--recompute-batch-norm` when given). The SavedModel then has
+`log_prob(x, label)`, `bits_per_dim(x, label)` and `sample(n, label, temperature, seed)`.
+
+Glow's layers (Kingma & Dhariwal 2018, https://arxiv.org/abs/1807.03039): `--act-norm`
+puts an ActNorm after every coupling instead of the invertible batch norm (started from
+the first training batch of a fresh run), `--invertible-1x1-conv` a learned 1x1
+convolution before every coupling. `--recompute-batch-norm N` recomputes, after training,
+the running averages of every batch norm over N training batches (stored order, no
+flips) under the final weights, before the final evaluation and the export; the
+validation bits/dim before and after go into `metrics.json` (`recompute_batch_norm`).
+
 Checkpoints go to `OUTPUT_DIR/checkpoints` every `--checkpoint-every` steps and at each
 epoch's end; `--resume` continues the run in OUTPUT_DIR from its newest checkpoint that
 loads, `--overwrite` moves an earlier run aside (`OUTPUT_DIR.replaced-<time>`) and
@@ -53,6 +75,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_realnvp import viz
+from tfp_realnvp.classifier import GenerativeClassifier
+from tfp_realnvp.classifier import class_frequencies
 from tfp_realnvp.cli import common
 from tfp_realnvp.data import IMAGE_DATASET_NAMES
 from tfp_realnvp.data import image_pipeline
@@ -71,7 +95,7 @@ from tfp_realnvp.train.strategy import is_chief
 from tfp_realnvp.train.strategy import pick_strategy
 from tfp_realnvp.train.trainer import Trainer
 
-__all__ = ['PER_EPOCH_KEYS', 'build_parser', 'main']
+__all__ = ['CONDITIONAL_PER_EPOCH_KEYS', 'PER_EPOCH_KEYS', 'build_parser', 'main']
 
 PROGRAM = 'tfp-realnvp-train'
 DEFAULT_DATASET = 'fashion_mnist'
@@ -80,6 +104,8 @@ DEFAULT_OUTPUT_DIR = os.path.join('runs', 'train_mnist')
 PER_EPOCH_KEYS = ('epoch', 'step', 'train_bits_per_dim', 'validation_bits_per_dim',
                   'test_bits_per_dim', 'images_per_second_per_epoch', 'seconds',
                   'learning_rate', 'skipped_steps', 'samples')
+# The lists that class-conditional runs add.
+CONDITIONAL_PER_EPOCH_KEYS = ('test_accuracy_per_epoch',)
 
 
 def build_parser():
@@ -108,6 +134,15 @@ def build_parser():
   model.add_argument('--num-scales', type=common.positive_int, default=2)
   model.add_argument('--hidden-channels', type=common.positive_int, default=16)
   model.add_argument('--num-res-blocks', type=common.count, default=2)
+  model.add_argument('--conditional', action='store_true',
+                     help="a class-conditional flow p(x | y) of the source's labels, with a "
+                          'generative classifier (test_accuracy in metrics.json)')
+  model.add_argument('--act-norm', action='store_true',
+                     help="Glow's ActNorm after every coupling instead of the invertible "
+                          'batch norm')
+  model.add_argument('--invertible-1x1-conv', action='store_true',
+                     help="Glow's invertible 1x1 convolution (LU form) before every "
+                          'coupling')
   opt = parser.add_argument_group('training')
   opt.add_argument('--epochs', type=common.positive_int, default=3)
   opt.add_argument('--steps-per-epoch', type=common.count, default=100,
@@ -132,6 +167,12 @@ def build_parser():
   opt.add_argument('--patience', type=common.positive_int, default=None,
                    help='stop after this many epochs without a better validation '
                         'bits/dim; None: never')
+  opt.add_argument('--recompute-batch-norm', type=common.count, default=0,
+                   metavar='BATCHES',
+                   help='after training, recompute every batch-norm running average over '
+                        'this many training batches (stored order, no flips) before the '
+                        'final evaluation and the export; 0: off (the default, until its '
+                        'effect is measured)')
   out = parser.add_argument_group('output')
   common.add_common_flags(out, DEFAULT_OUTPUT_DIR, 'the run folder')
   again = out.add_mutually_exclusive_group()
@@ -147,6 +188,8 @@ def build_parser():
                    help='sampling temperature of the per-epoch sample grids')
   out.add_argument('--num-samples', type=common.positive_int, default=64,
                    help='images in each sample grid')
+  out.add_argument('--samples-per-class', type=common.positive_int, default=8,
+                   help='samples in each row of the class grids (--conditional)')
   out.add_argument('--eval-batch-size', type=common.positive_int, default=500)
   out.add_argument('--no-export', action='store_true', help='skip the SavedModel export')
   out.add_argument('--progress', default='auto', choices=progress_lib.MODES,
@@ -179,6 +222,11 @@ def _load_images(args, log):
     raise common.CLIError(f'{flag}: cannot load the images: {first}') from err
   if len(images.test) == 0:
     raise common.CLIError(f'{flag}: the test split of {images.source} is empty.')
+  if args.conditional and not images.has_labels:
+    raise common.CLIError(
+        f'--conditional: {flag} ({images.source}) has no class labels (IDX label files, '
+        f'y_train/y_test in a .npz, a tensorflow-datasets set with labels, or one '
+        f'sub-folder per class); train without --conditional.')
   return images
 
 
@@ -194,14 +242,41 @@ class _Split:
           f'--batch-size {args.batch_size} is larger than the {num_train - num_validation}'
           f' training images ({num_train} minus {num_validation} for validation, see '
           f'--validation-examples).')
-    self.train, self.validation = runs.split_validation(images.train, num_validation)
+    train, validation = runs.validation_indices(num_train, num_validation)
+    self.train, self.validation = images.train[train], images.train[validation]
     self.test = images.test[:args.max_test_examples]
     self.num_levels = images.num_levels
     self.eval_batch_size = args.eval_batch_size
+    self.conditional = bool(args.conditional)
+    self.num_classes = images.num_classes if self.conditional else None
+    self.class_names = images.class_names if self.conditional else None
+    self.labels = {}
+    if self.conditional:
+      self.labels = {'train': images.train_labels[train],
+                     'validation': images.train_labels[validation],
+                     'test': images.test_labels[:args.max_test_examples]}
+      self.class_prior = class_frequencies(self.labels['train'], self.num_classes)
+    self._test_pixels = None
 
-  def eval_batches(self, images):
+  def train_batches(self, batch_size, seed, horizontal_flip=False, training=True):
+    """The training pipeline (`training=False`: one pass in stored order, no flips)."""
+    return image_pipeline(self.train, self.num_levels, batch_size,
+                          labels=self.labels.get('train'), training=training, seed=seed,
+                          horizontal_flip=horizontal_flip and training)
+
+  def eval_batches(self, split):
+    """`split`'s batches ('validation' or 'test'), with labels for a conditional run."""
+    images = getattr(self, split)
     return image_pipeline(images, self.num_levels, min(self.eval_batch_size, len(images)),
-                          training=False, seed=runs.EVAL_SEED, drop_remainder=False)
+                          labels=self.labels.get(split), training=False,
+                          seed=runs.EVAL_SEED, drop_remainder=False)
+
+  def test_pixels(self):
+    """The dequantized test images of `eval_batches('test')`, as one array."""
+    if self._test_pixels is None:
+      self._test_pixels = np.concatenate(
+          [batch[0].numpy() for batch in self.eval_batches('test')])
+    return self._test_pixels
 
 
 def _run_config(args, images, split):
@@ -216,7 +291,12 @@ def _run_config(args, images, split):
       mixed_precision=(None if args.mixed_precision == 'none' else args.mixed_precision),
       seed=args.seed, horizontal_flip=args.horizontal_flip, data_dir=args.data_dir,
       image_size=args.image_size, max_examples=args.max_examples,
-      patience=args.patience, eval_seed=runs.EVAL_SEED)
+      patience=args.patience, eval_seed=runs.EVAL_SEED,
+      conditional=split.conditional, num_classes=split.num_classes,
+      class_names=None if split.class_names is None else list(split.class_names),
+      class_prior=(split.class_prior.tolist() if split.conditional else None),
+      act_norm=args.act_norm, invertible_1x1_conv=args.invertible_1x1_conv,
+      recompute_batch_norm=args.recompute_batch_norm)
 
 
 def _build_trainer(args, config, strategy, steps_per_epoch):
@@ -244,6 +324,7 @@ def _build_trainer(args, config, strategy, steps_per_epoch):
         f'--num-scales {args.num_scales}, --hidden-channels {args.hidden_channels}, '
         f'--num-res-blocks {args.num_res_blocks} do not fit '
         f'{tuple(config["image_shape"])} images: {err}') from err
+
 
 
 # -- the run folder -----------------------------------------------------------------------
@@ -300,14 +381,16 @@ class _Run:
     self.config, self.strategy, self.chief, self.log = config, strategy, chief, log
     self.out = args.output_dir
     self.metrics_path = os.path.join(self.out, runs.METRICS_NAME)
+    self.per_epoch_keys = PER_EPOCH_KEYS + (CONDITIONAL_PER_EPOCH_KEYS if split.conditional
+                                            else ())
     self.metrics = dict(
         dataset=images.name, source=images.source, num_levels=images.num_levels,
         image_shape=list(images.image_shape), strategy=describe_strategy(strategy),
         replicas=strategy.num_replicas_in_sync, config=config, status='running',
-        **{key: [] for key in PER_EPOCH_KEYS})
+        conditional=split.conditional, **{key: [] for key in self.per_epoch_keys})
     if args.resume:
       previous = runs.read_json(self.metrics_path) or {}
-      for key in PER_EPOCH_KEYS:
+      for key in self.per_epoch_keys:
         self.metrics[key] = list(previous.get(key, []))
     self.writer = (tf.summary.create_file_writer(os.path.join(self.out, 'tensorboard'))
                    if chief else None)
@@ -315,49 +398,81 @@ class _Run:
   def _record_epoch(self, epoch, values):
     # A resumed or rolled-back run replaces the entries of the epochs it repeats.
     keep = [i for i, e in enumerate(self.metrics['epoch']) if e < epoch]
-    for key in PER_EPOCH_KEYS:
+    for key in self.per_epoch_keys:
       column = self.metrics[key]
       self.metrics[key] = [column[i] if i < len(column) else None for i in keep]
       self.metrics[key].append(values.get(key))
     runs.write_json(self.metrics_path, self.metrics)
 
-  def _write_summaries(self, epoch, logs, test_bpd, samples):
+  def _write_summaries(self, epoch, logs, test_bpd, samples, test_accuracy):
     with self.writer.as_default(step=epoch):
       for name, value in (('bits_per_dim/train', logs['train_bits_per_dim']),
                           ('bits_per_dim/validation', logs['validation_bits_per_dim']),
                           ('bits_per_dim/test', test_bpd),
+                          ('test_accuracy', test_accuracy),
                           ('images_per_second', logs['images_per_second']),
                           ('learning_rate', logs['learning_rate'])):
         if value is not None and np.isfinite(value):
           tf.summary.scalar(name, value)
-      grid = viz.tile_images(samples, pad=1)
-      tf.summary.image(f'samples_T{self.args.temperature:g}', grid[None])
+      if self.split.conditional:
+        grid = viz.tile_images(samples, num_rows=self.split.num_classes, pad=1)
+        tf.summary.image(f'classes_T{self.args.temperature:g}', grid[None])
+      else:
+        grid = viz.tile_images(samples, pad=1)
+        tf.summary.image(f'samples_T{self.args.temperature:g}', grid[None])
     self.writer.flush()
+
+  def test_accuracy(self):
+    """The generative classifier's accuracy on the test split (conditional runs)."""
+    split, trainer = self.split, self.trainer
+    classifier = GenerativeClassifier(
+        lambda x, labels: trainer.log_prob(x, labels, what='the generative classifier'),
+        num_classes=split.num_classes, class_prior=split.class_prior,
+        batch_size=max(1, split.eval_batch_size // split.num_classes))
+    return classifier.accuracy(split.test_pixels(), split.labels['test'])
+
+  def class_grid(self, path, title):
+    """Samples of every class at --temperature, one row per class; returns them."""
+    args, split = self.args, self.split
+    per_class = args.samples_per_class
+    labels = np.repeat(np.arange(split.num_classes), per_class)
+    samples = self.trainer.sample(len(labels), args.temperature, seed=args.seed,
+                                  labels=labels)
+    rows = samples.reshape((split.num_classes, per_class) + samples.shape[1:])
+    viz.class_grid(rows, split.class_names, title=title, path=path)
+    return samples
 
   def on_epoch_end(self, epoch, logs):
     if not self.chief:
       return
     tic = time.time()
     args = self.args
-    test_bpd = self.trainer.evaluate(self.split.eval_batches(self.split.test))
-    samples = self.trainer.sample(args.num_samples, args.temperature, seed=args.seed)
-    path = os.path.join(self.out, 'samples', f'epoch_{epoch:03d}.png')
-    viz.image_grid(samples, title=f'{self.images.name}, epoch {epoch}, '
-                   f'T = {args.temperature:g}', path=path)
-    self._write_summaries(epoch, logs, test_bpd, samples)
+    test_bpd = self.trainer.evaluate(self.split.eval_batches('test'))
+    title = f'{self.images.name}, epoch {epoch}, T = {args.temperature:g}'
+    test_accuracy = None
+    if self.split.conditional:
+      test_accuracy = self.test_accuracy()
+      path = os.path.join(self.out, 'samples', f'classes_epoch_{epoch:03d}.png')
+      samples = self.class_grid(path, title)
+    else:
+      samples = self.trainer.sample(args.num_samples, args.temperature, seed=args.seed)
+      path = os.path.join(self.out, 'samples', f'epoch_{epoch:03d}.png')
+      viz.image_grid(samples, title=title, path=path)
+    self._write_summaries(epoch, logs, test_bpd, samples, test_accuracy)
     self._record_epoch(epoch, dict(
         epoch=epoch, step=logs['step'], train_bits_per_dim=logs['train_bits_per_dim'],
         validation_bits_per_dim=logs['validation_bits_per_dim'],
         test_bits_per_dim=test_bpd, images_per_second_per_epoch=logs['images_per_second'],
         seconds=logs['seconds'], learning_rate=logs['learning_rate'],
-        skipped_steps=logs['skipped_steps'],
+        skipped_steps=logs['skipped_steps'], test_accuracy_per_epoch=test_accuracy,
         samples=os.path.relpath(path, self.out)))
     validation = logs['validation_bits_per_dim']
-    self.log.info('epoch %d%s: train %.4f, validation %s, test %.4f bits/dim%s, %.1f '
+    self.log.info('epoch %d%s: train %.4f, validation %s, test %.4f bits/dim%s%s, %.1f '
                   'images/s (evaluation and samples %.1f s)', epoch,
                   ' (ended early by --time-limit)' if logs['partial'] else '',
                   logs['train_bits_per_dim'],
                   'n/a' if validation is None else f'{validation:.4f}', test_bpd,
+                  '' if test_accuracy is None else f', test accuracy {test_accuracy:.4f}',
                   ' (best so far)' if logs['best'] else '', logs['images_per_second'],
                   time.time() - tic)
 
@@ -371,6 +486,9 @@ class _Run:
                                                if best is not None else None)
     test = dict(zip(metrics['epoch'], metrics['test_bits_per_dim']))
     metrics['best_test_bits_per_dim'] = test.get(best_epoch) if best is not None else None
+    if self.split.conditional:
+      accuracy = dict(zip(metrics['epoch'], metrics['test_accuracy_per_epoch']))
+      metrics['best_test_accuracy'] = accuracy.get(best_epoch) if best is not None else None
     good = trainer.good_checkpoint
     metrics['last_good_checkpoint'] = None if good is None else os.path.relpath(
         good, self.out)
@@ -382,16 +500,19 @@ class _Run:
     runs.write_json(self.metrics_path, self.metrics)
     raise common.CLIError(str(err), common.EXIT_FAILED) from err
 
+  def validation_fn(self):
+    if not len(self.split.validation):
+      return None
+    return lambda: self.split.eval_batches('validation')
+
   def run(self, steps_per_epoch):
     args, trainer = self.args, self.trainer
     start = time.time()
-    validation_fn = ((lambda: self.split.eval_batches(self.split.validation))
-                     if len(self.split.validation) else None)
+    validation_fn = self.validation_fn()
     try:
       history = trainer.fit(
-          lambda: image_pipeline(self.split.train, self.split.num_levels, args.batch_size,
-                                 training=True, seed=args.seed,
-                                 horizontal_flip=args.horizontal_flip),
+          lambda: self.split.train_batches(args.batch_size, args.seed,
+                                           horizontal_flip=args.horizontal_flip),
           epochs=args.epochs, steps_per_epoch=steps_per_epoch,
           validation_fn=validation_fn, on_epoch_end=self.on_epoch_end,
           max_seconds=None if args.time_limit is None else 60. * args.time_limit,
@@ -415,6 +536,8 @@ class _Run:
     metrics['early_stopped'] = trainer.stop_reason == 'early stopping'
     if metrics['test_bits_per_dim']:
       metrics['final_test_bits_per_dim'] = metrics['test_bits_per_dim'][-1]
+    if self.split.conditional and metrics['test_accuracy_per_epoch']:
+      metrics['final_test_accuracy'] = metrics['test_accuracy_per_epoch'][-1]
     self._summarize_best()
     viz.bits_per_dim_curves(metrics, path=os.path.join(self.out, 'bits_per_dim.png'),
                             title=f'Real NVP on {self.images.name}')
@@ -423,33 +546,130 @@ class _Run:
       self._fail('unhealthy', RunUnhealthyError(
           f'the final test bits/dim are not finite ({final}).',
           last_good_checkpoint=trainer.good_checkpoint))
+    recomputed = bool(args.recompute_batch_norm)
+    if recomputed:
+      self._recompute_batch_norm()
+    if self.split.conditional:
+      self._final_accuracy(recomputed)
     if not args.no_export:
-      self._export()
+      self._export(recomputed)
     metrics['status'] = 'done'
     runs.write_json(self.metrics_path, metrics)
     best = metrics.get('best_test_bits_per_dim')
-    self.log.info('done: %s, %d steps, test %.4f bits/dim (last epoch)%s, %s images/s; '
+    accuracy = metrics.get('test_accuracy')
+    self.log.info('done: %s, %d steps, test %.4f bits/dim (last epoch)%s%s, %s images/s; '
                   'outputs in %s', self.images.name, trainer.step, final,
                   '' if best is None else f', {best:.4f} at the best checkpoint',
+                  '' if accuracy is None else f', test accuracy {accuracy:.4f}',
                   'n/a' if metrics['images_per_second'] is None
                   else f"{metrics['images_per_second']:.1f}", self.out)
     return common.EXIT_OK
 
-  def _export(self):
-    trainer, metrics = self.trainer, self.metrics
+  def _delivered_index(self):
+    """The index in the per-epoch lists of the model the run delivers (the best
+    checkpoint, else the last epoch), or None when it is not there (the untrained model
+    was the best)."""
+    metrics = self.metrics
+    epoch = (metrics['best_epoch'] if self.trainer.best_checkpoint is not None
+             else metrics['epoch'][-1])
+    return metrics['epoch'].index(epoch) if epoch in metrics['epoch'] else None
+
+  def _final_accuracy(self, recomputed):
+    """`test_accuracy`: the accuracy of the model the run delivers (see the module doc)."""
+    metrics = self.metrics
+    if recomputed:
+      metrics['test_accuracy'] = metrics['recompute_batch_norm']['test_accuracy_after']
+      return
+    index = self._delivered_index()
+    if index is not None:
+      metrics['test_accuracy'] = metrics['test_accuracy_per_epoch'][index]
+      return
+    self.trainer.restore(self.trainer.best_checkpoint)
+    metrics['test_accuracy'] = self.test_accuracy()
+
+  def _recompute_batch_norm(self):
+    """The delivered model (best checkpoint, else the last state) with its batch-norm
+    running averages recomputed over training batches; before/after in metrics.json."""
+    args, trainer, metrics, split = self.args, self.trainer, self.metrics, self.split
     source = trainer.best_checkpoint
-    check_images = next(iter(self.split.eval_batches(self.split.test))).numpy()
+    if source is not None:
+      trainer.restore(source)
+    validation_fn = self.validation_fn()
+    before = None if validation_fn is None else trainer.evaluate(validation_fn())
+    index = self._delivered_index()
+    if index is None:
+      test_before = trainer.evaluate(split.eval_batches('test'))
+      accuracy_before = self.test_accuracy() if split.conditional else None
+    else:
+      test_before = metrics['test_bits_per_dim'][index]
+      accuracy_before = (metrics['test_accuracy_per_epoch'][index] if split.conditional
+                         else None)
+    tic = time.time()
+    try:
+      used = trainer.recompute_batch_norm_statistics(
+          split.train_batches(args.batch_size, args.seed, training=False),
+          max_batches=args.recompute_batch_norm)
+    except ValueError as err:
+      self._fail('failed', ValueError(f'--recompute-batch-norm: {err}'))
+    after = None if validation_fn is None else trainer.evaluate(validation_fn())
+    record = dict(
+        batches=used, examples=used * args.batch_size,
+        checkpoint=None if source is None else os.path.relpath(source, self.out),
+        validation_bits_per_dim_before=before, validation_bits_per_dim_after=after,
+        test_bits_per_dim_before=test_before,
+        test_bits_per_dim_after=trainer.evaluate(split.eval_batches('test')))
+    if split.conditional:
+      record['test_accuracy_before'] = accuracy_before
+      record['test_accuracy_after'] = self.test_accuracy()
+    metrics['recompute_batch_norm'] = record
+    runs.write_json(self.metrics_path, metrics)
+    self.log.info(
+        '--recompute-batch-norm: running averages of %s recomputed over %d training '
+        'batches (%.1f s): validation %s -> %s, test %.4f -> %.4f bits/dim',
+        record['checkpoint'] or 'the last state', used, time.time() - tic,
+        _bpd(before), _bpd(after), record['test_bits_per_dim_before'],
+        record['test_bits_per_dim_after'])
+    if before is not None and after is not None and after > before:
+      self.log.warning('--recompute-batch-norm: the validation bits/dim rose (%.4f -> '
+                       '%.4f); the export keeps the recomputed statistics.', before, after)
+
+  def _export(self, recomputed):
+    trainer, metrics = self.trainer, self.metrics
+    # With recomputed statistics the trainer holds the model to export already.
+    source = None if recomputed else trainer.best_checkpoint
+    check_batch = next(iter(self.split.eval_batches('test')))
+    check_images, check_labels = ((check_batch[0].numpy(), check_batch[1].numpy())
+                                  if self.split.conditional
+                                  else (check_batch.numpy(), None))
     path = os.path.join(self.out, runs.SAVED_MODEL_DIR)
     try:
-      trainer.export(path, checkpoint=source, check_images=check_images)
+      trainer.export(path, checkpoint=source, check_images=check_images,
+                     check_labels=check_labels)
     except RunUnhealthyError as err:
       self._fail('unhealthy', RunUnhealthyError(
           str(err), last_good_checkpoint=trainer.good_checkpoint))
     metrics['saved_model'] = os.path.relpath(path, self.out)
-    metrics['saved_model_checkpoint'] = (None if source is None
-                                         else os.path.relpath(source, self.out))
-    self.log.info('exported %s to the SavedModel %s',
-                  source or 'the final state', path)
+    delivered = trainer.best_checkpoint
+    metrics['saved_model_checkpoint'] = (None if delivered is None
+                                         else os.path.relpath(delivered, self.out))
+    metrics['saved_model_batch_norm_recomputed'] = recomputed
+    self.log.info('exported %s%s to the SavedModel %s', delivered or 'the final state',
+                  ' (batch-norm statistics recomputed)' if recomputed else '', path)
+
+
+def _describe_options(args, split):
+  options = []
+  if split.conditional:
+    options.append(f'class-conditional ({split.num_classes} classes)')
+  if args.act_norm:
+    options.append('ActNorm')
+  if args.invertible_1x1_conv:
+    options.append('invertible 1x1 convolutions')
+  return ''.join(f', {option}' for option in options)
+
+
+def _bpd(value):
+  return 'n/a' if value is None else f'{value:.4f}'
 
 
 def _train(args):
@@ -464,15 +684,21 @@ def _train(args):
            images.source, images.train.shape, images.test.shape, images.num_levels,
            '' if images.name == requested else f' instead of {requested}')
   split = _Split(args, images)
+  if split.conditional:
+    absent = [split.class_names[k] for k in np.nonzero(split.class_prior == 0)[0]]
+    if absent:
+      log.warning('--conditional: no training image of class(es) %s: the classifier '
+                  'never predicts them', ', '.join(absent))
   config = _run_config(args, images, split)
   steps_per_epoch = args.steps_per_epoch or len(split.train) // args.batch_size
   trainer = _build_trainer(args, config, strategy, steps_per_epoch)
   num_params = sum(int(np.prod(v.shape)) for v in trainer.trainable_variables)
   log.info('strategy: %s', describe_strategy(strategy))
-  log.info('Real NVP: %d scales, %d couplings, %d parameters; %d steps per epoch of %d '
+  log.info('Real NVP: %d scales, %d couplings, %d parameters%s; %d steps per epoch of %d '
            'images; %d training, %d validation, %d test images', args.num_scales,
-           len(trainer.flow.couplings), num_params, steps_per_epoch, args.batch_size,
-           len(split.train), len(split.validation), len(split.test))
+           len(trainer.flow.couplings), num_params, _describe_options(args, split),
+           steps_per_epoch, args.batch_size, len(split.train), len(split.validation),
+           len(split.test))
   lock = RunLock(args.output_dir) if chief else contextlib.nullcontext()
   with lock:
     if chief and lock.stale_owner is not None:

@@ -15,6 +15,20 @@ model.signatures['sample'](n=tf.constant(16), temperature=tf.constant(0.7),
                            seed=tf.constant(0, tf.int64))['images']
 ```
 
+A class-conditional flow (`num_classes=K`) is exported with the class as an input:
+
+```python
+log_prob = model.log_prob(images, labels)        # log p(x | y); labels int32 (N,) or ()
+bpd = model.bits_per_dim(images, labels)
+x = model.sample(tf.constant(16), tf.constant(3), tf.constant(0.7),
+                 tf.constant(0, tf.int64))       # 16 images of class 3
+model.signatures['sample'](n=..., label=..., temperature=..., seed=...)['images']
+model.num_classes                                # K
+```
+
+`label` is one int32 class index for all the images or one per image, in `[0, K)`;
+anything else raises `InvalidArgumentError` saying so.
+
 The functions check their inputs as the library does with `validate_args=True`: images
 must be float32 of shape `(N,) + event_shape`, finite, with pixels in [0, 1] (dequantized
 `(k + u) / num_levels`; integer images such as uint8 0..255 must be scaled first);
@@ -35,6 +49,7 @@ import tensorflow as tf
 from tfp_realnvp import bits
 from tfp_realnvp.latents import sample_latents
 from tfp_realnvp.train.health import RunUnhealthyError
+from tfp_realnvp.train.recipe import flow_num_classes
 from tfp_realnvp.train.recipe import make_distribution
 
 __all__ = ['FlowExport', 'UnhealthyExportError', 'check_export', 'export_saved_model']
@@ -56,6 +71,11 @@ class FlowExport(tf.Module):
     sample(n, temperature, seed): `n` images `clip(flow.forward(z), 0, 1)` with
       `z = tfp_realnvp.latents.sample_latents(event_shape, n, temperature, seed)`.
     event_shape, num_levels: `tf.Variable`s describing the data.
+
+  For a class-conditional flow the functions take the class too, `label` (int32, one
+  class index for all or one per image, in `[0, num_classes)`): `log_prob(x, label)`
+  (`log p(x | y)`), `bits_per_dim(x, label)` and `sample(n, label, temperature, seed)`;
+  `num_classes` is a `tf.Variable` as well.
   """
 
   def __init__(self, flow, event_shape, num_levels=256, name='real_nvp'):
@@ -69,6 +89,8 @@ class FlowExport(tf.Module):
     self.num_levels = tf.Variable(int(num_levels), dtype=tf.int64, trainable=False,
                                   name='num_levels')
     distribution = make_distribution(flow, event_shape)
+    num_classes = flow_num_classes(flow)
+    self.conditional = num_classes is not None
     shape_text = '(N, ' + ', '.join(str(d) for d in event_shape) + ')'
     image_spec = tf.TensorSpec(None, tf.float32, name='x')
 
@@ -98,31 +120,81 @@ class FlowExport(tf.Module):
       with tf.control_dependencies(checks):
         return tf.ensure_shape(tf.identity(x), (None,) + event_shape)
 
-    @tf.function(input_signature=[image_spec])
-    def log_prob(x):
-      x = check_images(x)
-      return tf.cond(tf.shape(x)[0] > 0, lambda: distribution.log_prob(x),
-                     lambda: tf.zeros([0], tf.float32))
-
-    @tf.function(input_signature=[image_spec])
-    def bits_per_dim(x):
-      return bits.bits_per_dim(log_prob(x), event_shape, num_levels)
-
-    @tf.function(input_signature=[
-        tf.TensorSpec([], tf.int32, name='n'),
-        tf.TensorSpec([], tf.float32, name='temperature'),
-        tf.TensorSpec([], tf.int64, name='seed')])
-    def sample(n, temperature, seed):
-      checks = [
+    def check_sampling(n, temperature):
+      return [
           tf.debugging.assert_non_negative(n, message='n must be >= 0'),
           tf.debugging.assert_all_finite(temperature, 'temperature must be finite'),
           tf.debugging.assert_non_negative(temperature,
                                            message='temperature must be >= 0'),
       ]
-      with tf.control_dependencies(checks):
-        z = sample_latents(event_shape, n, temperature, seed)
-      images = tf.cond(n > 0, lambda: flow.forward(z), lambda: z)
-      return tf.clip_by_value(images, 0., 1.)
+
+    sample_specs = dict(n=tf.TensorSpec([], tf.int32, name='n'),
+                        temperature=tf.TensorSpec([], tf.float32, name='temperature'),
+                        seed=tf.TensorSpec([], tf.int64, name='seed'))
+    if num_classes is None:
+
+      @tf.function(input_signature=[image_spec])
+      def log_prob(x):
+        x = check_images(x)
+        return tf.cond(tf.shape(x)[0] > 0, lambda: distribution.log_prob(x),
+                       lambda: tf.zeros([0], tf.float32))
+
+      @tf.function(input_signature=[image_spec])
+      def bits_per_dim(x):
+        return bits.bits_per_dim(log_prob(x), event_shape, num_levels)
+
+      @tf.function(input_signature=[sample_specs['n'], sample_specs['temperature'],
+                                    sample_specs['seed']])
+      def sample(n, temperature, seed):
+        with tf.control_dependencies(check_sampling(n, temperature)):
+          z = sample_latents(event_shape, n, temperature, seed)
+        images = tf.cond(n > 0, lambda: flow.forward(z), lambda: z)
+        return tf.clip_by_value(images, 0., 1.)
+    else:
+      self.num_classes = tf.Variable(num_classes, dtype=tf.int64, trainable=False,
+                                     name='num_classes')
+      label_spec = tf.TensorSpec(None, tf.int32, name='label')
+
+      def check_labels(label, n):
+        """`label` () or (n,) -> (n,), checked for its shape and its range."""
+        is_scalar = tf.equal(tf.rank(label), 0)
+        shape_ok = tf.logical_or(is_scalar, tf.logical_and(
+            tf.equal(tf.rank(label), 1), tf.equal(tf.size(label), n)))
+        checks = [tf.debugging.Assert(
+            shape_ok, ['label must be one class index for all images or one per image, '
+                       'shape () or (N,); got shape', tf.shape(label), 'for N =', n])]
+        with tf.control_dependencies(checks):
+          labels = tf.broadcast_to(tf.reshape(label, [-1]), [n])
+        in_range = tf.logical_or(tf.equal(tf.size(labels), 0), tf.logical_and(
+            tf.reduce_min(labels) >= 0, tf.reduce_max(labels) < num_classes))
+        checks = [tf.debugging.Assert(
+            in_range, [f'label must be a class index in [0, {num_classes}); got labels '
+                       f'in', tf.reduce_min(labels), tf.reduce_max(labels)])]
+        with tf.control_dependencies(checks):
+          return tf.identity(labels)
+
+      @tf.function(input_signature=[image_spec, label_spec])
+      def log_prob(x, label):
+        x = check_images(x)
+        labels = check_labels(label, tf.shape(x)[0])
+        return tf.cond(
+            tf.shape(x)[0] > 0,
+            lambda: distribution.log_prob(x, bijector_kwargs={'conditional_input': labels}),
+            lambda: tf.zeros([0], tf.float32))
+
+      @tf.function(input_signature=[image_spec, label_spec])
+      def bits_per_dim(x, label):
+        return bits.bits_per_dim(log_prob(x, label), event_shape, num_levels)
+
+      @tf.function(input_signature=[sample_specs['n'], label_spec,
+                                    sample_specs['temperature'], sample_specs['seed']])
+      def sample(n, label, temperature, seed):
+        with tf.control_dependencies(check_sampling(n, temperature)):
+          z = sample_latents(event_shape, n, temperature, seed)
+          labels = check_labels(label, n)
+        images = tf.cond(n > 0, lambda: flow.forward(z, conditional_input=labels),
+                         lambda: z)
+        return tf.clip_by_value(images, 0., 1.)
 
     self.log_prob = log_prob
     self.bits_per_dim = bits_per_dim
@@ -130,6 +202,8 @@ class FlowExport(tf.Module):
 
   def signatures(self):
     """Serving signatures with named dict outputs."""
+    if self.conditional:
+      return self._conditional_signatures()
 
     @tf.function(input_signature=self.log_prob.input_signature)
     def log_prob(x):
@@ -148,26 +222,60 @@ class FlowExport(tf.Module):
             'bits_per_dim': bits_per_dim.get_concrete_function(),
             'sample': sample.get_concrete_function()}
 
+  def _conditional_signatures(self):
 
-def check_export(module, flow, event_shape, check_images, num_samples=16):
+    @tf.function(input_signature=self.log_prob.input_signature)
+    def log_prob(x, label):
+      return {'log_prob': self.log_prob(x, label)}
+
+    @tf.function(input_signature=self.bits_per_dim.input_signature)
+    def bits_per_dim(x, label):
+      return {'bits_per_dim': self.bits_per_dim(x, label)}
+
+    @tf.function(input_signature=self.sample.input_signature)
+    def sample(n, label, temperature, seed):
+      return {'images': self.sample(n, label, temperature, seed)}
+
+    return {'serving_default': log_prob.get_concrete_function(),
+            'log_prob': log_prob.get_concrete_function(),
+            'bits_per_dim': bits_per_dim.get_concrete_function(),
+            'sample': sample.get_concrete_function()}
+
+
+def check_export(module, flow, event_shape, check_images, num_samples=16, check_labels=None):
   """Raises `UnhealthyExportError` unless the flow's variables, `log_prob(check_images)`
   and samples are finite.
 
   The variables are checked first: a fused graph-mode convolution and ReLU can turn a NaN
   weight into finite but meaningless outputs. The samples are checked before the
-  export's clipping (`flow.forward` of latents at temperature 1 from a fixed seed).
+  export's clipping (`flow.forward` of latents at temperature 1 from a fixed seed). For a
+  class-conditional flow `check_labels` are the classes of `check_images`, and the
+  samples cycle through the classes.
   """
   for v in flow.variables:
     if v.dtype.is_floating and not np.all(np.isfinite(v.numpy())):
       raise UnhealthyExportError(f'the model to export has a non-finite variable '
                                  f'{getattr(v, "path", None) or v.name}: not exported.')
-  log_prob = module.log_prob(tf.convert_to_tensor(check_images, tf.float32)).numpy()
+  num_classes = flow_num_classes(flow)
+  x = tf.convert_to_tensor(check_images, tf.float32)
+  if num_classes is None:
+    log_prob = module.log_prob(x).numpy()
+  else:
+    if check_labels is None:
+      raise ValueError('the flow is class-conditional: check_export needs the labels of '
+                       'check_images (check_labels).')
+    log_prob = module.log_prob(x, tf.convert_to_tensor(check_labels, tf.int32)).numpy()
   bad = int(np.sum(~np.isfinite(log_prob)))
   if bad:
     raise UnhealthyExportError(
         f'the model to export gives a non-finite log_prob for {bad} of '
         f'{len(log_prob)} real test images: not exported.')
-  images = flow.forward(sample_latents(event_shape, num_samples, 1., _CHECK_SEED)).numpy()
+  latents = sample_latents(event_shape, num_samples, 1., _CHECK_SEED)
+  if num_classes is None:
+    images = flow.forward(latents).numpy()
+  else:
+    images = flow.forward(latents, conditional_input=tf.range(num_samples) % num_classes)
+    images = images.numpy()
   if not np.all(np.isfinite(images)):
     raise UnhealthyExportError(
         f'the model to export draws non-finite samples '
@@ -183,7 +291,8 @@ def _replace_folder(source, target):
   shutil.rmtree(old, ignore_errors=True)
 
 
-def export_saved_model(flow, event_shape, path, num_levels=256, check_images=None):
+def export_saved_model(flow, event_shape, path, num_levels=256, check_images=None,
+                       check_labels=None):
   """Saves `flow` (inference mode) as a SavedModel at `path`; returns `path`.
 
   Call it with a flow whose variables are plain (not distributed): e.g.
@@ -198,6 +307,7 @@ def export_saved_model(flow, event_shape, path, num_levels=256, check_images=Non
     num_levels: levels of the quantized data, for bits/dim.
     check_images: optional batch of real images (float32 in [0, 1]): nothing is
       written unless `log_prob` on them and samples are finite.
+    check_labels: the integer classes of `check_images`, for a class-conditional flow.
 
   Raises:
     UnhealthyExportError: the check failed; nothing was written.
@@ -205,7 +315,7 @@ def export_saved_model(flow, event_shape, path, num_levels=256, check_images=Non
   path = os.fspath(path)
   module = FlowExport(flow, event_shape, num_levels=num_levels)
   if check_images is not None:
-    check_export(module, flow, tuple(event_shape), check_images)
+    check_export(module, flow, tuple(event_shape), check_images, check_labels=check_labels)
   partial = f'{path}.writing-{os.getpid()}'
   shutil.rmtree(partial, ignore_errors=True)
   tf.saved_model.save(module, partial, signatures=module.signatures())

@@ -17,9 +17,33 @@ __all__ = ['FlowModel', 'CheckpointCallback']
 logger = logging.getLogger('tfp_realnvp.train')
 
 
-def _images(data):
-  """The images of a batch: `x`, or the first element of `(x, ...)`."""
-  return data[0] if isinstance(data, (tuple, list)) else data
+def _images_and_labels(data, num_classes):
+  """`(x, labels)` of a batch: `x` or `(x, y, ...)`; labels only for a conditional flow.
+
+  An unconditional flow reads the first element of `(x, ...)` (Keras's `(x, y)` batches
+  of a labelled dataset); a class-conditional one needs `(x, labels)`.
+  """
+  if num_classes is None:
+    return (data[0] if isinstance(data, (tuple, list)) else data), None
+  if not isinstance(data, (tuple, list)) or len(data) < 2:
+    raise ValueError(
+        f'FlowModel: the flow is class-conditional (num_classes={num_classes}): feed '
+        f'(images, labels) batches, e.g. image_pipeline(..., labels=train_labels); got '
+        f'images only.')
+  labels = tf.convert_to_tensor(data[1])
+  if not labels.dtype.is_integer or labels.shape.rank not in (None, 1):
+    raise ValueError(f'FlowModel: labels must be integer class indices in [0, {num_classes})'
+                     f' of shape (batch,); got {labels.dtype.name} labels of shape '
+                     f'{labels.shape}.')
+  labels = tf.cast(labels, tf.int32)
+  check = tf.debugging.Assert(
+      tf.logical_or(tf.equal(tf.size(labels), 0),
+                    tf.logical_and(tf.reduce_min(labels) >= 0,
+                                   tf.reduce_max(labels) < num_classes)),
+      [f'FlowModel: labels must be class indices in [0, {num_classes}); got labels in',
+       tf.reduce_min(labels), tf.reduce_max(labels)])
+  with tf.control_dependencies([check]):
+    return data[0], tf.identity(labels)
 
 
 class FlowModel(keras.Model):
@@ -33,6 +57,13 @@ class FlowModel(keras.Model):
   mode. Gradients are clipped to `clip_norm` (global norm, over the global batch when a
   `tf.distribute` strategy is active). Image batches (event `(H, W, C)`) must hold
   pixels in [0, 1]; `fit` raises `InvalidArgumentError` otherwise.
+
+  A class-conditional flow (`make_flow(..., num_classes=K)`) trains on `(images, labels)`
+  batches (`image_pipeline(..., labels=train_labels)`) with the loss of `log p(x | y)`;
+  `evaluate` takes the same pairs and `predict` returns `log p(x | y)` of `(x, y)` pairs.
+  The labels are integer class indices in `[0, K)`; other labels, or images without
+  labels, raise an error that says so. An unconditional flow ignores the second element
+  of `(x, y)` batches.
 
   Mixed precision: under a global Keras policy (`keras.mixed_precision.set_global_policy(
   'mixed_float16')` before the flow is built, or `make_flow(..., mixed_precision=...)`)
@@ -76,6 +107,7 @@ class FlowModel(keras.Model):
     self.l2_scale = float(l2_scale)
     self.clip_norm = clip_norm
     self.distribution = recipe.make_distribution(flow, self.event_shape)
+    self.num_classes = recipe.flow_num_classes(flow)
     self._flow_variables = list(self.distribution.trainable_variables)
     self._l2_variables = list(getattr(flow, 'l2_regularized_variables', ()))
     self.loss_tracker = keras.metrics.Mean(name='loss')
@@ -105,12 +137,14 @@ class FlowModel(keras.Model):
     if not self.optimizer.built:
       self.optimizer.build(self._flow_variables)
 
-  def call(self, x, training=False):
-    """`log_prob(x)`; training mode updates the batch-norm statistics."""
+  def call(self, inputs, training=False):
+    """`log_prob(x)` of `inputs = x` (`log p(x | y)` of `inputs = (x, y)` for a
+    class-conditional flow); training mode updates the batch-norm statistics."""
+    x, labels = _images_and_labels(inputs, self.num_classes)
     x = tf.cast(x, tf.float32)
     if training:
-      return recipe.training_log_prob(self.distribution, x)
-    return tf.cast(self.distribution.log_prob(x), tf.float32)
+      return recipe.training_log_prob(self.distribution, x, labels)
+    return recipe.inference_log_prob(self.distribution, x, labels)
 
   def _update_metrics(self, log_prob, loss):
     # The control dependency ties the metrics' counts to the data: Keras runs the step
@@ -136,14 +170,15 @@ class FlowModel(keras.Model):
       return tf.identity(x)
 
   def train_step(self, data):
-    x = self._check_pixels(_images(data))
+    x, labels = _images_and_labels(data, self.num_classes)
+    x = self._check_pixels(x)
     variables = self._flow_variables
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context else 1
     scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
     with tf.GradientTape() as tape:
       loss, log_prob = recipe.maximum_likelihood_loss(
-          self.distribution, x, self._l2_variables, self.l2_scale)
+          self.distribution, x, self._l2_variables, self.l2_scale, labels=labels)
       scaled = self.optimizer.scale_loss(loss) if scaling else loss
     grads = tape.gradient(scaled, variables)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
@@ -162,14 +197,15 @@ class FlowModel(keras.Model):
     return self._update_metrics(log_prob, loss)
 
   def test_step(self, data):
-    x = _images(data)
-    log_prob = self(x, training=False)
+    x, labels = _images_and_labels(data, self.num_classes)
+    log_prob = self(x if labels is None else (x, labels), training=False)
     loss = (-tf.reduce_mean(log_prob)
             + recipe.l2_penalty(self._l2_variables, self.l2_scale))
     return self._update_metrics(log_prob, loss)
 
   def predict_step(self, data):
-    return self(_images(data), training=False)
+    x, labels = _images_and_labels(data, self.num_classes)
+    return self(x if labels is None else (x, labels), training=False)
 
 
 class CheckpointCallback(keras.callbacks.Callback):

@@ -24,6 +24,11 @@ for x in batches:
   nll = step(x)          # nats per image
 ```
 
+A class-conditional flow (`make_flow(..., num_classes=K)`) models `p(x | y)`: the loss is
+the same with `log p(x | y)`, and every entry point takes the batch's integer labels
+(`step(x, labels)`, `maximum_likelihood_loss(dist, x, labels=labels)`), which reach the
+flow as its `conditional_input`.
+
 #### References
 [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation using Real NVP.
      ICLR 2017. https://arxiv.org/abs/1605.08803
@@ -34,6 +39,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_realnvp.chain import RealNVPChain
+from tfp_realnvp.classifier import conditional_num_classes
 
 tfd = tfp.distributions
 
@@ -43,12 +49,15 @@ __all__ = [
     'L2_SCALE',
     'LEARNING_RATE',
     'NETWORK_DTYPES',
+    'check_labels_for',
     'clip_gradients',
+    'flow_num_classes',
     'l2_penalty',
     'make_distribution',
     'make_flow',
     'maximum_likelihood_loss',
     'maximum_likelihood_step',
+    'inference_log_prob',
     'training_log_prob',
     'uses_float16',
 ]
@@ -112,9 +121,47 @@ def uses_float16(flow):
   return not networks and keras.mixed_precision.global_policy().name == 'mixed_float16'
 
 
-def training_log_prob(distribution, x):
-  """`log p(x)` in training mode (batch statistics, running averages updated), float32."""
-  log_prob = distribution.log_prob(x, bijector_kwargs={'training': True})
+def flow_num_classes(flow):
+  """K of a class-conditional flow (or of a distribution's flow), None otherwise."""
+  return conditional_num_classes(getattr(flow, 'bijector', flow))
+
+
+def check_labels_for(num_classes, labels, what):
+  """Raises `ValueError` unless labels are given exactly when the flow is conditional.
+
+  Args:
+    num_classes: K of a class-conditional flow, or None.
+    labels: the labels given (None: none).
+    what: the entry point, named at the start of the message.
+  """
+  if num_classes is not None and labels is None:
+    raise ValueError(
+        f'{what}: the flow is class-conditional (num_classes={num_classes}): it models '
+        f'p(x | y) and needs the integer labels of the batch (e.g. (images, labels) '
+        f'batches from image_pipeline(..., labels=train_labels)).')
+  if num_classes is None and labels is not None:
+    raise ValueError(
+        f'{what}: labels were given, but the flow is not class-conditional: build it '
+        f'with num_classes=K to condition on them, or leave them out.')
+
+
+def _bijector_kwargs(labels, training):
+  kwargs = {'training': True} if training else {}
+  if labels is not None:
+    kwargs['conditional_input'] = labels
+  return kwargs
+
+
+def training_log_prob(distribution, x, labels=None):
+  """`log p(x)` (`log p(x | labels)` for a class-conditional flow) in training mode
+  (batch statistics, running averages updated), float32."""
+  log_prob = distribution.log_prob(x, bijector_kwargs=_bijector_kwargs(labels, True))
+  return tf.cast(log_prob, tf.float32)
+
+
+def inference_log_prob(distribution, x, labels=None):
+  """`log p(x)` (`log p(x | labels)`) in inference mode (running statistics), float32."""
+  log_prob = distribution.log_prob(x, bijector_kwargs=_bijector_kwargs(labels, False))
   return tf.cast(log_prob, tf.float32)
 
 
@@ -126,13 +173,15 @@ def l2_penalty(variables, scale=L2_SCALE):
                            for v in variables])
 
 
-def maximum_likelihood_loss(distribution, x, l2_variables=(), l2_scale=L2_SCALE):
+def maximum_likelihood_loss(distribution, x, l2_variables=(), l2_scale=L2_SCALE,
+                            labels=None):
   """The recipe's loss on one batch; returns `(loss, log_prob)`.
 
   `loss = -mean(log_prob) + l2_penalty(l2_variables, l2_scale)`, with `log_prob` the
-  per-example log-density in training mode (`training_log_prob`).
+  per-example log-density in training mode (`training_log_prob`), conditioned on
+  `labels` for a class-conditional flow.
   """
-  log_prob = training_log_prob(distribution, x)
+  log_prob = training_log_prob(distribution, x, labels)
   loss = -tf.reduce_mean(log_prob) + l2_penalty(l2_variables, l2_scale)
   return loss, log_prob
 
@@ -151,7 +200,8 @@ def maximum_likelihood_step(distribution, optimizer, *, l2_variables=(),
                             jit_compile=False):
   """The paper's training step on one device, as a `tf.function`.
 
-  Returns `step(x) -> nll`, which lowers `maximum_likelihood_loss` by one update of
+  Returns `step(x) -> nll` (`step(x, labels)` for a class-conditional flow: integer
+  labels, one per example), which lowers `maximum_likelihood_loss` by one update of
   `optimizer` on `distribution.trainable_variables`, after clipping the gradient to
   the global norm `clip_norm` (None: no clipping), and returns the mean negative
   log-likelihood (the loss without the L2 term, nats per example). The optimizer is
@@ -166,15 +216,21 @@ def maximum_likelihood_step(distribution, optimizer, *, l2_variables=(),
     l2_scale: the penalty's factor (paper: 5e-5).
     clip_norm: global gradient-norm clipping; None: no clipping.
     jit_compile: compile the step with XLA.
+
+  Raises (from `step`):
+    ValueError: labels missing for a class-conditional flow, or given to an
+      unconditional one.
   """
   variables = list(distribution.trainable_variables)
   optimizer.build(variables)
   l2_variables = tuple(l2_variables)
+  num_classes = flow_num_classes(distribution)
 
-  def step(x):
+  def step(x, labels=None):
+    check_labels_for(num_classes, labels, 'maximum_likelihood_step')
     with tf.GradientTape() as tape:
       loss, log_prob = maximum_likelihood_loss(distribution, x, l2_variables,
-                                               l2_scale)
+                                               l2_scale, labels=labels)
     grads, _ = clip_gradients(tape.gradient(loss, variables), clip_norm)
     optimizer.apply_gradients(zip(grads, variables))
     return -tf.reduce_mean(log_prob)

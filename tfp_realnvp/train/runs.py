@@ -7,7 +7,8 @@ RUN/config.json          dataset, data split, architecture and training settings
 RUN/checkpoints/         checkpoints (see tfp_realnvp.train.checkpoints): the rotation,
                          good/ (last healthy) and best/ (lowest validation bits/dim)
 RUN/metrics.json         train/validation/test bits/dim per epoch, the best checkpoint
-RUN/samples/epoch_NNN.png, RUN/bits_per_dim.png, RUN/tensorboard/, RUN/train.log
+RUN/samples/epoch_NNN.png (classes_epoch_NNN.png: one row per class, conditional runs),
+RUN/bits_per_dim.png, RUN/tensorboard/, RUN/train.log
 RUN/saved_model/         the SavedModel export of the best checkpoint
 RUN/run.lock             while a process works in the folder (see run_lock)
 ```
@@ -19,6 +20,11 @@ run = load_run('runs/fm')                 # the newest checkpoint that loads
 run = load_run('runs/fm', checkpoint='best')
 bpd = bits_per_dim(run.distribution.log_prob(x), run.event_shape, run.num_levels)
 ```
+
+A class-conditional run (`--conditional`) records `conditional: true`, `num_classes`,
+`class_names` and `class_prior` (the class frequencies of its training split, the prior
+of its generative classifier) in `config.json`; `load_run` rebuilds its conditional flow,
+and `LoadedRun.classifier()` gives the generative classifier.
 
 The validation split: `split_validation` holds out `num_validation` training images
 (default `default_num_validation`: a tenth of the training set, at most 2000), chosen by a
@@ -38,6 +44,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from tfp_realnvp.classifier import GenerativeClassifier
 from tfp_realnvp.data import load_images
 from tfp_realnvp.train import checkpoints as checkpoints_lib
 from tfp_realnvp.train.recipe import make_distribution
@@ -47,8 +54,9 @@ from tfp_realnvp.train.run_lock import LOCK_NAME
 __all__ = [
     'ARCHITECTURE_KEYS', 'CHECKPOINT_DIR', 'CONFIG_NAME', 'EVAL_SEED', 'FALLBACK_DATASET',
     'LoadedRun', 'METRICS_NAME', 'SAVED_MODEL_DIR', 'VALIDATION_SEED',
-    'default_num_validation', 'flow_fn_from_config', 'load_dataset', 'load_run',
-    'move_run_aside', 'read_json', 'split_validation', 'write_json',
+    'default_num_validation', 'flow_fn_from_config', 'flow_kwargs_from_config',
+    'load_dataset', 'load_run', 'move_run_aside', 'read_json', 'split_validation',
+    'validation_indices', 'write_json',
 ]
 
 logger = logging.getLogger('tfp_realnvp.train')
@@ -60,7 +68,8 @@ SAVED_MODEL_DIR = 'saved_model'
 # Settings a resumed run must share with the run it continues.
 ARCHITECTURE_KEYS = ('dataset', 'image_shape', 'num_levels', 'num_scales',
                      'hidden_channels', 'num_res_blocks', 'batch_size', 'num_train',
-                     'num_validation')
+                     'num_validation', 'conditional', 'num_classes', 'act_norm',
+                     'invertible_1x1_conv')
 # Dequantization seed of every validation and test evaluation, so that epochs compare.
 EVAL_SEED = 1234
 # Seed of the permutation that picks the validation images.
@@ -111,6 +120,22 @@ def read_json(path, default=None):
       raise ValueError(f'{path} is not valid JSON: {err}') from err
 
 
+def flow_kwargs_from_config(config):
+  """The keyword arguments of `make_flow` that `config.json` records (besides the shape).
+
+  Keys absent from the configs of older runs take the values those runs had: no
+  labels, batch norm, no ActNorm, no 1x1 convolutions.
+  """
+  act_norm = bool(config.get('act_norm', False))
+  kwargs = dict(num_scales=config['num_scales'], hidden_channels=config['hidden_channels'],
+                num_res_blocks=config['num_res_blocks'], batch_norm=not act_norm,
+                act_norm=act_norm,
+                invertible_1x1_conv=bool(config.get('invertible_1x1_conv', False)))
+  if config.get('conditional'):
+    kwargs['num_classes'] = int(config['num_classes'])
+  return kwargs
+
+
 def flow_fn_from_config(config, mixed_precision=None):
   """A zero-argument function building the run's flow from `config.json`'s settings.
 
@@ -120,12 +145,10 @@ def flow_fn_from_config(config, mixed_precision=None):
   shape = tuple(config['image_shape'])
   if mixed_precision is None:
     mixed_precision = config.get('mixed_precision')
+  kwargs = flow_kwargs_from_config(config)
 
   def flow_fn():
-    return make_flow(shape, num_scales=config['num_scales'],
-                     hidden_channels=config['hidden_channels'],
-                     num_res_blocks=config['num_res_blocks'],
-                     mixed_precision=mixed_precision)
+    return make_flow(shape, mixed_precision=mixed_precision, **kwargs)
   return flow_fn
 
 
@@ -164,20 +187,27 @@ def default_num_validation(num_train):
   return min(MAX_VALIDATION, int(num_train) // 10)
 
 
+def validation_indices(num_train, num_validation, seed=VALIDATION_SEED):
+  """`(train_indices, validation_indices)` of `split_validation`, both sorted."""
+  num_validation = int(num_validation)
+  if not 0 <= num_validation < num_train:
+    raise ValueError(f'num_validation must be in [0, {num_train - 1}] for '
+                     f'{num_train} training images, got {num_validation}.')
+  held_out = np.random.default_rng(seed).permutation(num_train)[:num_validation]
+  keep = np.ones(num_train, bool)
+  keep[held_out] = False
+  return np.nonzero(keep)[0], np.sort(held_out)
+
+
 def split_validation(images, num_validation, seed=VALIDATION_SEED):
   """Splits `images` (N, H, W, C) into `(train, validation)` arrays.
 
   The validation images are the first `num_validation` of a permutation drawn from
   `seed`; the training images keep their order. The same arguments give the same split.
+  Split labels (or any array of one row per image) alike with `validation_indices`.
   """
-  num_validation = int(num_validation)
-  if not 0 <= num_validation < len(images):
-    raise ValueError(f'num_validation must be in [0, {len(images) - 1}] for '
-                     f'{len(images)} training images, got {num_validation}.')
-  held_out = np.random.default_rng(seed).permutation(len(images))[:num_validation]
-  keep = np.ones(len(images), bool)
-  keep[held_out] = False
-  return images[keep], images[np.sort(held_out)]
+  train, validation = validation_indices(len(images), num_validation, seed)
+  return images[train], images[validation]
 
 
 def move_run_aside(run_dir):
@@ -228,6 +258,39 @@ class LoadedRun:
   @property
   def num_levels(self):
     return int(self.config['num_levels'])
+
+  @property
+  def num_classes(self):
+    """K of a class-conditional run, None otherwise."""
+    return int(self.config['num_classes']) if self.config.get('conditional') else None
+
+  @property
+  def class_names(self):
+    """The class names of a class-conditional run (default '0', '1', ...), or None."""
+    if self.num_classes is None:
+      return None
+    names = self.config.get('class_names')
+    return tuple(names) if names else tuple(str(k) for k in range(self.num_classes))
+
+  @property
+  def class_prior(self):
+    """`p(y)` of a class-conditional run: its training frequencies (uniform if absent)."""
+    if self.num_classes is None:
+      return None
+    prior = self.config.get('class_prior')
+    return (np.asarray(prior, np.float64) if prior is not None
+            else np.full([self.num_classes], 1. / self.num_classes))
+
+  def classifier(self, **kwargs):
+    """The generative classifier of a class-conditional run (prior: `class_prior`).
+
+    Raises:
+      ValueError: the run is not class-conditional.
+    """
+    if self.num_classes is None:
+      raise ValueError(f'{self.run_dir} is not a class-conditional run (train it with '
+                       f'--conditional).')
+    return GenerativeClassifier(self.distribution, class_prior=self.class_prior, **kwargs)
 
 
 def load_run(run_dir, checkpoint='latest'):

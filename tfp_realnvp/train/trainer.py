@@ -9,6 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfp_realnvp.batch_norm_statistics import recompute_batch_norm_statistics
+from tfp_realnvp.bijectors.act_norm import ActNorm
+from tfp_realnvp.bijectors.act_norm import initialize_act_norms
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.latents import sample_latents
 from tfp_realnvp.train import recipe
@@ -89,6 +92,19 @@ class Trainer:
   hold pixels in [0, 1] otherwise: anything else stops the run with an
   `InvalidArgumentError` that says so.
 
+  Class-conditional flows (`make_flow(..., num_classes=K)`, modelling `p(x | y)`) train
+  on `(images, labels)` batches (`image_pipeline(..., labels=train_labels)`): the integer
+  labels are split over the replicas exactly like the images and reach the flow as its
+  `conditional_input`; `evaluate` takes the same pairs, `log_prob(x, labels)` and
+  `sample(n, labels=...)` the labels of their events. Labels missing for a conditional
+  flow (or given to an unconditional one), labels that are not integer class indices of
+  shape `(batch,)`, and labels outside `[0, K)` stop with an error that says so.
+
+  Flows with Glow's ActNorm layers (`make_flow(..., act_norm=True, batch_norm=False)`)
+  get their data-dependent start from the first global batch of a fresh run
+  (`initialize_act_norms`, outside the replicas, so every replica count starts alike);
+  a resumed run keeps the values of its checkpoint.
+
   Each epoch ends with a score: the validation bits/dim (`validation_fn`), or else the
   epoch's training bits/dim. `tfp_realnvp.train.health` judges it against the best so
   far; a healthy epoch's checkpoint is kept as the last good one (and as the best one
@@ -161,6 +177,9 @@ class Trainer:
     fp16 = cfg.mixed_precision == 'float16'
     with self.strategy.scope():
       self.flow = self._flow_fn()
+      self.num_classes = recipe.flow_num_classes(self.flow)
+      self._act_norms = tuple(m for m in [self.flow] + list(self.flow.submodules)
+                              if isinstance(m, ActNorm))
       self.distribution = recipe.make_distribution(self.flow, self.event_shape)
       self.trainable_variables = tuple(self.distribution.trainable_variables)
       if not self.trainable_variables:
@@ -193,7 +212,7 @@ class Trainer:
       self.optimizer.build(list(self.trainable_variables))
 
   # -- the step -----------------------------------------------------------------
-  def _replica_gradients(self, x):
+  def _replica_gradients(self, x, labels=None):
     cfg = self.config
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync
@@ -204,7 +223,7 @@ class Trainer:
     bad_batches = 1. - tf.cast(tf.reduce_all(tf.math.is_finite(x)), tf.float32)
     x = tf.where(bad_batches > 0., tf.fill(tf.shape(x), 0.5), x)
     with tf.GradientTape() as tape:
-      nll_sum = -tf.reduce_sum(recipe.training_log_prob(self.distribution, x))
+      nll_sum = -tf.reduce_sum(recipe.training_log_prob(self.distribution, x, labels))
       loss = (nll_sum / cfg.global_batch_size
               + recipe.l2_penalty(self._l2_variables, cfg.l2_scale) / replicas)
       scaled = loss * loss_scale
@@ -240,8 +259,9 @@ class Trainer:
 
     @tf.function
     def train_fn(batch):
+      args = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
       nll, norm, loss_finite, grads_finite, batch_finite, grads, backup = strategy.run(
-          compute, args=(batch,))
+          compute, args=args)
       ok = tf.logical_and(first(loss_finite), first(grads_finite))
 
       def apply():
@@ -262,7 +282,11 @@ class Trainer:
     return train_fn
 
   def train_step(self, batch):
-    """Runs one step on a distributed batch (from `distribute`); a `StepResult`."""
+    """Runs one step on a distributed batch (from `distribute`); a `StepResult`.
+
+    The batch is a distributed image batch, or an `(images, labels)` pair of them for a
+    class-conditional flow.
+    """
     if self._train_fn is None:
       self._train_fn = self._make_train_fn()
     values = self._train_fn(batch).numpy()
@@ -289,6 +313,57 @@ class Trainer:
         self.good_steps.assign(0)
 
   # -- data ---------------------------------------------------------------------
+  def _check_element_spec(self, spec, what='dataset_fn'):
+    """Static checks of a dataset's elements; True when they are (images, labels) pairs."""
+    pairs = isinstance(spec, (tuple, list))
+    if pairs and len(spec) != 2:
+      raise ValueError(f'{what} must yield image batches or (images, labels) pairs; it '
+                       f'yields {len(spec)} tensors per element.')
+    if self.num_classes is not None and not pairs:
+      raise ValueError(
+          f'the flow is class-conditional (num_classes={self.num_classes}): {what} must '
+          f'yield (images, labels) batches, e.g. image_pipeline(images, num_levels, '
+          f'batch_size, labels=train_labels); it yields images only.')
+    if self.num_classes is None and pairs:
+      raise ValueError(
+          f'{what} yields (images, labels) pairs, but the flow is not class-conditional: '
+          f'build it with num_classes=K to condition on the labels, or leave them out of '
+          f'the pipeline.')
+    if pairs:
+      _check_label_spec(spec[1].dtype, spec[1].shape, self.num_classes, what)
+    return pairs
+
+  def _check_labels_range(self, labels):
+    """`labels` as int32, with a run-time check that they lie in [0, num_classes)."""
+    labels = tf.cast(labels, tf.int32)
+    low, high = tf.reduce_min(labels), tf.reduce_max(labels)
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(tf.size(labels), 0),
+                      tf.logical_and(low >= 0, high < self.num_classes)),
+        [f'labels must be class indices in [0, {self.num_classes}) (num_classes of the '
+         f'flow); this batch holds labels in', low, high])
+    with tf.control_dependencies([check]):
+      return tf.identity(labels)
+
+  def _checked_labels(self, labels, num_events, what):
+    """Eager labels of `num_events` events: int32 `(num_events,)`, or None; checked."""
+    recipe.check_labels_for(self.num_classes, labels, what)
+    if labels is None:
+      return None
+    labels = tf.convert_to_tensor(labels)
+    _check_label_spec(labels.dtype, labels.shape, self.num_classes, what, scalar_ok=True)
+    if labels.shape.rank == 0:
+      labels = tf.fill([num_events], labels)
+    if labels.shape[0] != num_events:
+      raise ValueError(f'{what}: got {labels.shape[0]} labels for {num_events} events; '
+                       f'pass one label per event (or one label for all).')
+    labels = labels.numpy()
+    if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+      raise ValueError(f'{what}: labels must be class indices in [0, {self.num_classes}) '
+                       f'(num_classes of the flow); got labels in [{labels.min()}, '
+                       f'{labels.max()}].')
+    return tf.constant(labels, tf.int32)
+
   def _check_batch(self, batch):
     """Image batches: pixels in [0, 1] (NaN and inf pass: the step's guard skips them)."""
     if len(self.event_shape) != 3:
@@ -306,81 +381,152 @@ class Trainer:
     """A distributed dataset of the global batches from step `start_step` on.
 
     `dataset_fn()` must return a deterministic `tf.data.Dataset` of global batches
-    (`global_batch_size` examples each, e.g. `image_pipeline(..., drop_remainder=True)`).
-    Each input pipeline (one per worker) builds it, skips `start_step` batches (the data
-    position of a resumed run), checks the pixel range of image batches and keeps its
-    workers' slice of every batch, cut into per-replica batches. Replica `r` of every
-    step therefore sees examples `r * B / R ... (r + 1) * B / R` of the global batch,
-    whatever the number of devices and workers.
+    (`global_batch_size` examples each, e.g. `image_pipeline(..., drop_remainder=True)`),
+    of `(images, labels)` pairs for a class-conditional flow. Each input pipeline (one
+    per worker) builds it, skips `start_step` batches (the data position of a resumed
+    run), checks the pixel range of image batches (and that labels are class indices in
+    `[0, num_classes)`) and keeps its workers' slice of every batch, cut into
+    per-replica batches. Replica `r` of every step therefore sees examples
+    `r * B / R ... (r + 1) * B / R` of the global batch (and their labels), whatever the
+    number of devices and workers.
+
+    Raises:
+      ValueError: labels missing for a class-conditional flow, given to an unconditional
+        one, or not integer class indices of shape `(batch,)`.
     """
     batch = self.config.global_batch_size
     replicas = self.strategy.num_replicas_in_sync
     per_replica = batch // replicas
     shape = list(self.event_shape)
 
+    def checked(images, labels=None):
+      images = self._check_batch(tf.ensure_shape(images, [batch] + shape))
+      if labels is None:
+        return images
+      return images, self._check_labels_range(tf.ensure_shape(labels, [batch]))
+
     def fn(context):
       pipelines = context.num_input_pipelines
       local = replicas // pipelines
       start = context.input_pipeline_id * local * per_replica
       dataset = dataset_fn()
+      pairs = self._check_element_spec(dataset.element_spec)
       if start_step:
         dataset = dataset.skip(start_step)
-      dataset = dataset.map(lambda b: self._check_batch(tf.ensure_shape(b, [batch] + shape)))
+      dataset = dataset.map(checked)
       if replicas == 1:
         return dataset
 
       def split(b):
         return tf.reshape(b[start:start + local * per_replica],
-                          [local, per_replica] + shape)
+                          [local, per_replica] + b.shape[1:].as_list())
+      if pairs:
+        return dataset.map(lambda x, y: (split(x), split(y))).unbatch()
       return dataset.map(split).unbatch()
 
     return self.strategy.distribute_datasets_from_function(fn)
 
   # -- inference ----------------------------------------------------------------
-  def log_prob(self, x):
+  def log_prob(self, x, labels=None, what='Trainer.log_prob'):
     """`log_prob(x)` in inference mode (running statistics, nothing updated).
 
-    A batch of 0 examples gives an empty result.
+    For a class-conditional flow, `log p(x | labels)`: `labels` are integer class
+    indices in `[0, num_classes)`, one per event (or one for all). A batch of 0 examples
+    gives an empty result.
+
+    Raises:
+      ValueError: labels missing for a class-conditional flow, given to an unconditional
+        one, of the wrong shape or dtype, or out of range.
     """
     x = tf.convert_to_tensor(x, tf.float32)
+    num_events = x.shape[0] if x.shape.rank else None
+    if num_events is None and labels is not None:
+      raise ValueError(f'{what}: x needs a batch axis (N,) + event_shape to go with labels.')
+    labels = self._checked_labels(labels, num_events, what)
     if x.shape.rank and x.shape[0] == 0:
       return tf.zeros([0], tf.float32)
     if self._eval_fn is None:
-      self._eval_fn = tf.function(lambda x: self.distribution.log_prob(x),
-                                  reduce_retracing=True)
-    return self._eval_fn(x)
+      self._eval_fn = tf.function(
+          lambda x, labels: recipe.inference_log_prob(self.distribution, x, labels),
+          reduce_retracing=True)
+    return self._eval_fn(x, labels)
 
   def evaluate(self, dataset):
-    """Mean bits/dim over a dataset of batches, in inference mode (NaN if any is NaN)."""
+    """Mean bits/dim over a dataset of batches, in inference mode (NaN if any is NaN).
+
+    The batches are images, or `(images, labels)` pairs for a class-conditional flow
+    (then the mean is that of `log p(x | y)`).
+    """
     total, count = 0., 0
-    for x in dataset:
-      log_prob = self.log_prob(x).numpy().astype(np.float64)
+    for batch in dataset:
+      x, labels = _images_and_labels(batch, self.num_classes, 'Trainer.evaluate')
+      log_prob = self.log_prob(x, labels, what='Trainer.evaluate').numpy().astype(np.float64)
       total += float(log_prob.sum())
       count += log_prob.shape[0]
     if not count:
       raise ValueError('evaluate: the dataset is empty.')
     return float(bits_per_dim(total / count, self.event_shape, self.num_levels))
 
-  def sample(self, num_samples, temperature=1., seed=0, clip=True):
+  def sample(self, num_samples, temperature=1., seed=0, clip=True, labels=None):
     """`num_samples` images `flow.forward(z)`, `z = sample_latents(...)`, as numpy.
 
     The latents come from `tfp_realnvp.latents.sample_latents` (stateless, from
     `seed`). With `clip` the images are clipped to [0, 1]: the flow's forward is exact
     on the whole latent space, so a sample may lie slightly outside the pixel range.
-    `num_samples=0` gives an empty array.
+    `num_samples=0` gives an empty array. A class-conditional flow draws from
+    `p(x | labels)`: `labels` (needed then) is one integer class for all the samples or
+    one per sample, in `[0, num_classes)`.
+
+    Raises:
+      ValueError: labels missing for a class-conditional flow, given to an unconditional
+        one, of the wrong shape or dtype, or out of range.
     """
+    num_samples = int(num_samples)
+    if num_samples < 0:
+      raise ValueError(f'Trainer.sample: num_samples must be >= 0, got {num_samples}.')
+    labels = self._checked_labels(labels, num_samples, 'Trainer.sample')
     if num_samples == 0:
       return np.zeros((0,) + self.event_shape, np.float32)
     if self._sample_fn is None:
 
       @tf.function(reduce_retracing=True)
-      def sample_fn(n, temperature, seed):
-        return self.flow.forward(sample_latents(self.event_shape, n, temperature, seed))
+      def sample_fn(n, temperature, seed, labels):
+        z = sample_latents(self.event_shape, n, temperature, seed)
+        if labels is None:
+          return self.flow.forward(z)
+        return self.flow.forward(z, conditional_input=labels)
       self._sample_fn = sample_fn
     images = self._sample_fn(tf.constant(num_samples, tf.int32),
                              tf.constant(temperature, tf.float32),
-                             tf.constant(seed, tf.int64)).numpy()
+                             tf.constant(seed, tf.int64), labels).numpy()
     return np.clip(images, 0., 1.) if clip else images
+
+  def recompute_batch_norm_statistics(self, dataset, max_batches=None):
+    """Recomputes every batch-norm running average over `dataset` (after training).
+
+    `tfp_realnvp.recompute_batch_norm_statistics` on the trainer's flow, outside the
+    replicas: the running averages of the flow's `InvertibleBatchNorm`s and of the s/t
+    networks' batch norms become the plain average of the statistics of the batches, under
+    the current weights. `dataset` yields image batches, or `(images, labels)` pairs for a
+    class-conditional flow, in the training dequantization; use the training data without
+    shuffling or flips. Returns the number of batches used.
+
+    Raises:
+      ValueError: the flow has no batch norm, the dataset is empty, or labels are missing
+        or malformed.
+    """
+
+    def batches():
+      for batch in dataset:
+        x, labels = _images_and_labels(batch, self.num_classes,
+                                       'Trainer.recompute_batch_norm_statistics')
+        x = self._check_batch(tf.convert_to_tensor(x, tf.float32))
+        if labels is None:
+          yield x
+        else:
+          yield x, self._checked_labels(labels, int(x.shape[0]),
+                                        'Trainer.recompute_batch_norm_statistics')
+    return recompute_batch_norm_statistics(self.flow, batches(), max_batches=max_batches)
 
   @property
   def learning_rate(self):
@@ -546,7 +692,7 @@ class Trainer:
     deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
     self.stopped_early = False
     self.stop_reason = None
-    self._start(resume, steps_per_epoch, validation_fn)
+    self._start(resume, steps_per_epoch, validation_fn, dataset_fn)
     total_steps = epochs * steps_per_epoch
     history = []
     while self.step < total_steps:
@@ -574,8 +720,9 @@ class Trainer:
         break
     return history
 
-  def _start(self, resume, steps_per_epoch, validation_fn):
-    """Restores (`resume`) or starts afresh: the untrained score, checkpoints at step 0."""
+  def _start(self, resume, steps_per_epoch, validation_fn, dataset_fn):
+    """Restores (`resume`) or starts afresh: ActNorm's start, the untrained score,
+    checkpoints at step 0."""
     if self._started:
       return
     self._started = True
@@ -593,6 +740,7 @@ class Trainer:
     if self.store is not None and self.store.has_checkpoints():
       raise ValueError(f'{self.checkpoint_dir} holds checkpoints of an earlier run: '
                        f'resume it (resume=True) or use another checkpoint_dir.')
+    self.initialize_act_norms(dataset_fn)
     if validation_fn is not None:
       score = self.evaluate(validation_fn())
       logger.info('untrained model: validation %.4f bits/dim', score)
@@ -604,6 +752,35 @@ class Trainer:
       self._keep('good')
       if validation_fn is not None:
         self._keep('best')
+
+  def initialize_act_norms(self, dataset_fn):
+    """ActNorm's data-dependent start from the first global batch of `dataset_fn()`.
+
+    Called by `fit` on a fresh start (not on resume). `initialize_act_norms` runs on the
+    whole global batch in cross-replica context, so the start is the same for any number
+    of replicas. Returns the number of layers started (0 without ActNorm).
+
+    Raises:
+      ValueError: the first batch holds NaN or inf, or its labels are malformed.
+    """
+    if not self._act_norms:
+      return 0
+    dataset = dataset_fn()
+    self._check_element_spec(dataset.element_spec)
+    x, labels = _images_and_labels(next(iter(dataset)), self.num_classes,
+                                   'Trainer.initialize_act_norms')
+    x = self._check_batch(tf.convert_to_tensor(x, tf.float32))
+    if not bool(tf.reduce_all(tf.math.is_finite(x))):
+      raise ValueError('the first training batch holds NaN or inf: the data-dependent '
+                       'start of ActNorm needs finite data.')
+    kwargs = {}
+    if labels is not None:
+      kwargs['conditional_input'] = self._checked_labels(
+          labels, int(x.shape[0]), 'Trainer.initialize_act_norms')
+    count = initialize_act_norms(self.flow, x, **kwargs)
+    logger.info('ActNorm: data-dependent start of %d layer(s) from the first global '
+                'batch (%d examples)', count, int(x.shape[0]))
+    return count
 
   def _keep(self, slot):
     path = self.store.keep(slot, self.step)
@@ -726,7 +903,7 @@ class Trainer:
     return True
 
   # -- export -------------------------------------------------------------------
-  def export(self, path, checkpoint=None, check_images=None, flow_fn=None):
+  def export(self, path, checkpoint=None, check_images=None, flow_fn=None, check_labels=None):
     """Writes a SavedModel (see `export_saved_model`); returns `path`.
 
     The flow is rebuilt with `flow_fn` (default: the one the trainer was built with)
@@ -740,6 +917,7 @@ class Trainer:
       check_images: optional batch of real images (dequantized, in [0, 1]) on which
         `log_prob` and `sample` must be finite before anything is written.
       flow_fn: optional builder of the flow (same variables as the trained one).
+      check_labels: the integer classes of `check_images` (class-conditional flows).
     """
     copy = (flow_fn or self._flow_fn)()
     if checkpoint is not None:
@@ -753,4 +931,40 @@ class Trainer:
       for s, t in zip(source, target):
         t.assign(s.read_value())
     return export_saved_model(copy, self.event_shape, path, num_levels=self.num_levels,
-                              check_images=check_images)
+                              check_images=check_images, check_labels=check_labels)
+
+
+def _check_label_spec(dtype, shape, num_classes, what, scalar_ok=False):
+  """Raises `ValueError` unless labels of `dtype` and `shape` are integer class indices."""
+  shape = tf.TensorShape(shape)
+  if not dtype.is_integer:
+    hint = (' (one-hot rows? pass their argmax, tf.argmax(labels, -1))'
+            if dtype.is_floating and shape.rank == 2 else '')
+    raise ValueError(f'{what}: labels must be integer class indices in [0, {num_classes}) '
+                     f'of shape (batch,); got {dtype.name} labels of shape '
+                     f'{tuple(shape.as_list()) if shape.rank is not None else shape}'
+                     f'{hint}.')
+  ranks = (0, 1) if scalar_ok else (1,)
+  if shape.rank is not None and shape.rank not in ranks:
+    raise ValueError(f'{what}: labels must have shape (batch,), one class index per '
+                     f'example; got shape {tuple(shape.as_list())}.')
+
+
+def _images_and_labels(batch, num_classes, what):
+  """`(images, labels)` of a batch (labels None for image batches), checked against K."""
+  if isinstance(batch, (tuple, list)):
+    if len(batch) != 2:
+      raise ValueError(f'{what}: expected image batches or (images, labels) pairs; got '
+                       f'{len(batch)} tensors per batch.')
+    images, labels = batch
+  else:
+    images, labels = batch, None
+  if num_classes is not None and labels is None:
+    raise ValueError(
+        f'{what}: the flow is class-conditional (num_classes={num_classes}): it needs '
+        f'(images, labels) batches, e.g. image_pipeline(..., labels=test_labels); got '
+        f'images only.')
+  if num_classes is None and labels is not None:
+    raise ValueError(f'{what}: got (images, labels) batches, but the flow is not '
+                     f'class-conditional; leave the labels out.')
+  return images, labels
