@@ -350,6 +350,8 @@ class Trainer:
     recipe.check_labels_for(self.num_classes, labels, what)
     if labels is None:
       return None
+    if isinstance(labels, (list, tuple)) and not labels:
+      labels = np.zeros([0], np.int32)
     labels = tf.convert_to_tensor(labels)
     _check_label_spec(labels.dtype, labels.shape, self.num_classes, what, scalar_ok=True)
     if labels.shape.rank == 0:
