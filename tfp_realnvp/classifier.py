@@ -48,10 +48,11 @@ flow = RealNVPChain((8, 8, 1), num_scales=2, num_classes=10)
 dist = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0., 1.), (8, 8, 1)), flow)
 # ... train with dist.log_prob(x, bijector_kwargs={'conditional_input': y, 'training': True})
 classifier = GenerativeClassifier(dist, class_prior=class_frequencies(y_train, 10))
+x_test = dequantize(k_test, num_levels=17, seed_or_generator=0)   # integer images k_test
 log_posteriors = classifier.log_posteriors(x_test)       # (N, 10), rows sum to 1 in exp
 classifier.predict(x_test)                                # (N,) int64
 classifier.accuracy(x_test, y_test)                       # a float in [0, 1]
-# Integer images, log p(x | y) averaged over 4 dequantization draws:
+# log p(x | y) averaged over 4 dequantization draws of the integer images:
 log_likelihoods = classifier.image_class_log_likelihoods(k_test, num_levels=17,
                                                          num_samples=4, seed=0)
 predictions = classifier.predict_from_log_likelihoods(log_likelihoods)
@@ -69,7 +70,7 @@ classifier = GenerativeClassifier(model.log_prob, num_classes=10)
      flows and their learned per-class prior).
 [3]: Andrew Y. Ng, Michael I. Jordan. On Discriminative vs. Generative Classifiers: A
      comparison of logistic regression and naive Bayes. NeurIPS 2001.
-     https://papers.nips.cc/paper/2001/hash/7b7a53e239400a13bd6be6c91c4f6c4e-Abstract.html
+     https://proceedings.neurips.cc/paper/2001/hash/7b7a53e239400a13bd6be6c91c4f6c4e-Abstract.html
 """
 
 import numpy as np
@@ -269,7 +270,7 @@ class GenerativeClassifier:
     signature = [tf.TensorSpec([None] + list(self._event_shape), tf.float32),
                  tf.TensorSpec([None], tf.int32)]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def log_prob(x, labels):
       return distribution.log_prob(x, bijector_kwargs={'conditional_input': labels})
 

@@ -33,6 +33,8 @@ EXPECTED_FIGURES = {
                             'interpolation.png', 'manifold.png'],
     '04_flow_prior.ipynb': ['latent_priors.png', 'samples_gaussian_prior.png',
                             'samples_flow_prior.png'],
+    '05_class_conditional.ipynb': ['class_samples.png', 'confusion.png', 'ood_histograms.png',
+                                   'ood_roc.png'],
 }
 
 
