@@ -9,7 +9,9 @@ checkerboard, 8gaussians, spirals) this
 3. fits a full-covariance Gaussian to the same training set (closed form:
    sample mean and covariance),
 4. reports both held-out mean log-likelihoods (nats per point, higher is
-   better) and writes one figure per toy as in seed 003's figure 4: the data,
+   better) and writes one figure per toy, as Keng's post on Real NVP does
+   (Brian Keng, "Normalizing Flows with Real NVP", 2022,
+   https://bjlkeng.io/posts/normalizing-flows-with-real-nvp/): the data,
    samples of the flow and its density as a heat map.
 
 Outputs in `--out` (default `runs/train_2d`): `<toy>.png`, `results.json` and

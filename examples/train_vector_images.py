@@ -1,14 +1,18 @@
-"""Seed 000's experiment: a vector Real NVP with batch norm on flattened 16x16 images.
+"""A vector Real NVP with batch norm on flattened 16x16 images (KMNIST, Fashion-MNIST).
 
-The images are resized to 16x16 (as in the seed), dequantized to [0, 1) and
-flattened to vectors of D = 256 entries. The flow is
+The experiment: small grey-level images resized to 16x16, dequantized to
+[0, 1) and flattened to vectors of D = 256 entries, modelled by a stack of
+affine couplings with MLPs instead of the paper's multi-scale convolutional
+architecture (Dinh et al., 2017, https://arxiv.org/abs/1605.08803; sec. 3.3
+and 3.7 for the couplings and batch norm). The flow is
 `RealNVPChain(event_shape=(D,))`: affine couplings with alternating 1-D masks
-(`half`: the top half of the image conditions the bottom half and back, as in
-the seed; or `random`), MLP s/t, and an invertible batch norm after every
-coupling. With `--logit` (the default) the paper's preprocessing
-`y = logit(0.05 + 0.9 x)` comes first, with its log-det, so `log_prob` is still
-the density of the dequantized pixels and bits/dim compare with the papers;
-`--no-logit` models the pixels directly, as the seed did.
+(`half`: the top half of the image conditions the bottom half and back; or
+`random`, as in Fleuret's lecture 10.3, https://fleuret.org/dlc/), MLP s/t,
+and an invertible batch norm after every coupling. With `--logit` (the
+default) the paper's preprocessing `y = logit(0.05 + 0.9 x)` comes first, with
+its log-det, so `log_prob` is still the density of the dequantized pixels and
+bits/dim compare with the papers; `--no-logit` models the pixels in [0, 1]
+directly.
 
 The batch norms' running averages use momentum 0.5 here, not the package's
 0.95: in training mode `InvertibleBatchNorm` normalises with the running
@@ -95,7 +99,7 @@ def parse_args(argv=None):
   parser.add_argument('--logit', dest='logit', action='store_true', default=True,
                       help='logit preprocessing before the flow (default)')
   parser.add_argument('--no-logit', dest='logit', action='store_false',
-                      help='model the pixels in [0, 1] directly, as seed 000 did')
+                      help='model the pixels in [0, 1] directly, without the logit step')
   parser.add_argument('--max-examples', type=int, default=None,
                       help='keep only this many images per split')
   parser.add_argument('--max-test', type=int, default=None,

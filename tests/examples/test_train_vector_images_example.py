@@ -1,4 +1,4 @@
-"""examples/train_vector_images.py (seed 000): a quick run learns, samples, and falls back."""
+"""examples/train_vector_images.py: a quick run learns, samples, and falls back."""
 
 import json
 import math
