@@ -27,8 +27,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import configs  # pylint: disable=wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import flops as flop_count  # pylint: disable=wrong-import-position
 from benchkit import results as results_io  # pylint: disable=wrong-import-position
 from benchkit import steps as step_fns  # pylint: disable=wrong-import-position
@@ -73,8 +73,9 @@ def main(argv=None):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   tf, tfp = environment.tf_modules()
-  import tfp_realnvp  # pylint: disable=g-import-not-at-top
   import tfp_realnvp_before  # pylint: disable=g-import-not-at-top
+
+  import tfp_realnvp  # pylint: disable=g-import-not-at-top
   cfg = configs.parse_config(args.config, args)
   shape = (cfg['batch_size'],) + cfg['event_shape']
   precision = None if args.precision == 'float32' else args.precision

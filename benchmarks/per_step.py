@@ -131,8 +131,8 @@ def conv_flops_per_image(model):
 
 def matched_width(event_shape, common, model_kwargs, match):
   """The first-scale width F of a variant closest to the baseline's cost."""
-  from benchkit import variants  # pylint: disable=g-import-not-at-top
   import keras  # pylint: disable=g-import-not-at-top
+  from benchkit import variants  # pylint: disable=g-import-not-at-top
 
   def cost(model):
     return (model.num_params if match == 'params'
@@ -153,9 +153,9 @@ def matched_width(event_shape, common, model_kwargs, match):
 
 
 def run_variant(name, args, data, seed):
+  import keras  # pylint: disable=g-import-not-at-top
   from benchkit import training  # pylint: disable=g-import-not-at-top
   from benchkit import variants  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
   keras.backend.clear_session()
   model, train_kwargs = build(name, args, data)
   learning_rate = train_kwargs.pop('learning_rate', args.learning_rate)

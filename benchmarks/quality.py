@@ -27,8 +27,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import configs  # pylint: disable=wrong-import-position
+from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import models  # pylint: disable=wrong-import-position
 from benchkit import results as results_io  # pylint: disable=wrong-import-position
 

@@ -62,8 +62,9 @@ def import_reference(reference_dir):
   import warnings  # pylint: disable=g-import-not-at-top
   # The reference uses torch.nn.utils.weight_norm, deprecated in PyTorch 2.
   warnings.filterwarnings('ignore', category=FutureWarning)
-  from models import RealNVP, RealNVPLoss  # pylint: disable=g-import-not-at-top
   import util  # pylint: disable=g-import-not-at-top
+  from models import RealNVP  # pylint: disable=g-import-not-at-top
+  from models import RealNVPLoss  # pylint: disable=g-import-not-at-top
   return RealNVP, RealNVPLoss, util
 
 
@@ -152,8 +153,8 @@ class Reference:
   def forward_flops_per_image(self, batch=8):
     """FLOPs of one log_prob pass per image (PyTorch's FlopCounterMode)."""
     torch = self.torch
-    from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
+    from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
     x = np.random.default_rng(0).uniform(
         0.1, 0.9, (batch,) + self.event_shape).astype(np.float32)
     self.net.eval()

@@ -29,12 +29,12 @@ import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfp_realnvp.data import image_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_realnvp.train import make_flow  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_realnvp.train import runs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_realnvp.train.strategy import describe_strategy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_realnvp.train.strategy import pick_strategy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_realnvp.train.trainer import TrainConfig  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_realnvp.train.trainer import Trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_realnvp.train.trainer import make_flow  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 __all__ = ['measure', 'conv_gflops']
 

@@ -7,7 +7,8 @@
 Every setting trains for `--steps` steps of batch 256 on the same 20,000
 points (default: scikit-learn's `make_moons(noise=0.05)`) and is scored by
 the held-out negative log-likelihood in nats on 20,000 other points (lower
-is better), next to scikit-learn's 16-component `GaussianMixture`. A spec is `tfp` (TFP's `tfb.RealNVP` stack with
+is better), next to scikit-learn's 16-component `GaussianMixture`. A spec is
+`tfp` (TFP's `tfb.RealNVP` stack with
 `real_nvp_default_template`, reversals between couplings; keys couplings,
 hidden, lr, decay) or comma-separated `key=value` of `RealNVPChain`'s vector
 settings:

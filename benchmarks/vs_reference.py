@@ -70,9 +70,9 @@ def image_flags(args):
 
 def run_image_task(args, name, budget, evals, folder):
   """Trains ours, then the reference, for `budget` seconds on `name`."""
+  import keras  # pylint: disable=g-import-not-at-top
   from benchkit import training  # pylint: disable=g-import-not-at-top
   from benchkit import variants  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
   data = training.load_image_data(
       name, args.eval_examples if name == 'fashion_mnist' else 0)
   print(f'{name}: {len(data.train)} train, {len(data.test)} test images, '
@@ -138,6 +138,7 @@ def run_throughput(args):
   from benchkit import flops  # pylint: disable=g-import-not-at-top
   from benchkit import timing  # pylint: disable=g-import-not-at-top
   from benchkit import variants  # pylint: disable=g-import-not-at-top
+
   from tfp_realnvp.train import maximum_likelihood_step  # pylint: disable=g-import-not-at-top
   shape = tuple(int(d) for d in args.throughput_shape.split(','))
   batch = args.batch_size

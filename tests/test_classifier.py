@@ -2,12 +2,12 @@
 
 import math
 
+import flowtest
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import flowtest
 from tfp_realnvp import RealNVPChain
 from tfp_realnvp.classifier import GenerativeClassifier
 from tfp_realnvp.classifier import accuracy

@@ -1,6 +1,5 @@
 """The named model configurations of the benchmarks and their flags."""
 
-from benchkit import environment  # pylint: disable=unused-import
 
 # Model configurations: image event, scales, s/t width and depth, batch size.
 CONFIGS = {

@@ -74,9 +74,9 @@ def load_average():
 
 def machine_info():
   """CPU, load, library versions, oneDNN, threads, commit and date."""
+  import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
   return dict(
       cpu=cpu_name(), cores=os.cpu_count(), load_average_1min=load_average(),
       python=platform.python_version(), tensorflow=tf.__version__,

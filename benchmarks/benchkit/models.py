@@ -53,6 +53,7 @@ def glow_param_estimate(event_shape, num_blocks, steps, hidden):
 def build_glow(event_shape, num_blocks, steps, hidden, seed=0):
   """`tfb.Glow` with TFP's default coupling and exit networks."""
   import functools  # pylint: disable=g-import-not-at-top
+
   import tf_keras  # pylint: disable=g-import-not-at-top
   tf, tfp = tf_modules()
   tfb, tfd = tfp.bijectors, tfp.distributions

@@ -75,6 +75,7 @@ def tfp_model(num_couplings=8, hidden_units=(128, 128), seed=0):
 def our_model(seed=0, **kwargs):
   """`(distribution to train, distribution, l2 variables)` of RealNVPChain."""
   import keras  # pylint: disable=g-import-not-at-top
+
   from benchkit import variants  # pylint: disable=g-import-not-at-top
   from tfp_realnvp import RealNVPChain  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)

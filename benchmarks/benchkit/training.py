@@ -161,6 +161,7 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
   """
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from tfp_realnvp.train import maximum_likelihood_step  # pylint: disable=g-import-not-at-top
   if (steps is None) == (budget is None):
     raise ValueError('give exactly one of steps and budget')

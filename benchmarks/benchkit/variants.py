@@ -61,6 +61,7 @@ def package_model(event_shape, num_scales=2, hidden_channels=32,
                   num_res_blocks=4, precision=None, seed=0, **kwargs):
   """`RealNVPChain` with these arguments (`precision`: 'bfloat16' or None)."""
   import keras  # pylint: disable=g-import-not-at-top
+
   from tfp_realnvp.train import make_flow  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
   flow = make_flow(event_shape, num_scales=num_scales,
@@ -94,7 +95,9 @@ def skip_resnet(input_shape, output_channels, hidden_channels, num_res_blocks,
     name: model name.
   """
   import keras  # pylint: disable=g-import-not-at-top
-  from tfp_realnvp.nets import ResidualBlock, WeightNormConv2D  # pylint: disable=g-import-not-at-top
+
+  from tfp_realnvp.nets import ResidualBlock  # pylint: disable=g-import-not-at-top
+  from tfp_realnvp.nets import WeightNormConv2D  # pylint: disable=g-import-not-at-top
   from tfp_realnvp.nets import resnet as resnet_lib  # pylint: disable=g-import-not-at-top
   batch_norm = resnet_lib._batch_norm  # pylint: disable=protected-access
   inputs = keras.Input(shape=tuple(input_shape), name=f'{name}_input')
@@ -142,6 +145,7 @@ def assembled_model(event_shape, num_scales=2, hidden_channels=32,
   reference doubles them: their input is the squeezed image).
   """
   import keras  # pylint: disable=g-import-not-at-top
+
   from tfp_realnvp import bijectors as tfb_rnvp  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
   builder = NETWORKS[network]

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 import tensorflow_probability as tfp
-
-from example_loader import PNG_MAGIC, load_example
+from example_loader import PNG_MAGIC
+from example_loader import load_example
 
 tfd = tfp.distributions
 

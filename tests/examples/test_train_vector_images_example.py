@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
-from example_loader import PNG_MAGIC, load_example
+from example_loader import PNG_MAGIC
+from example_loader import load_example
 
 
 @pytest.fixture(scope='module')

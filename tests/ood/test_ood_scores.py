@@ -253,6 +253,7 @@ def test_complexity_score_under_a_uniform_model():
 @pytest.mark.parametrize('channels', [1, 3])
 def test_jpeg2000_bits_per_dim_is_the_length_of_a_lossless_code(channels):
   import io  # pylint: disable=g-import-not-at-top
+
   from PIL import Image  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(6)
   grid = np.indices((20, 24)).sum(axis=0)[..., None]

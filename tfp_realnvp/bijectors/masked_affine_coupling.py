@@ -97,8 +97,9 @@ class MaskedAffineCoupling(FlowBijector):
         `2 * n` channels on the last axis (`raw_s`, then `t`), `n` being the transformed
         channels (`C` for checkerboard, `C/2` for channel, `D` for vector masks).
         `input_shape` is `(H, W, C)` (checkerboard), `(H, W, C/2)` (channel) or `(D,)`
-        (vectors), with `num_classes` more channels for a class-conditional coupling. Default: `nets.resnet_shift_and_log_scale`
-        (images) or `nets.mlp_shift_and_log_scale` (vectors) with their default sizes.
+        (vectors), with `num_classes` more channels for a class-conditional coupling.
+        Default: `nets.resnet_shift_and_log_scale` (images) or
+        `nets.mlp_shift_and_log_scale` (vectors) with their default sizes.
       mask: the 0/1 array for `mask_type='custom'`.
       num_classes: K for a class-conditional coupling; None for an unconditional one.
       validate_args: check inputs are finite at run time.
