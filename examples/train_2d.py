@@ -75,7 +75,8 @@ def parse_args(argv=None):
                       f'quick {QUICK["steps"]})')
   parser.add_argument('--seed', type=int, default=0,
                       help='seed of data, masks, weights and batches')
-  parser.add_argument('--out', default=os.path.join('runs', 'train_2d'),
+  parser.add_argument('--output-dir', '--out', dest='out',
+                      default=os.path.join('runs', 'train_2d'),
                       help='output directory (figures, results.json, results.md)')
   parser.add_argument('--quick', action='store_true',
                       help='small settings: fewer steps and points, smaller nets')

@@ -107,7 +107,8 @@ def parse_args(argv=None):
   parser.add_argument('--eval-every', type=int, default=None,
                       help='steps between test bits/dim evaluations')
   parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--out', default=os.path.join('runs', 'vector_images'))
+  parser.add_argument('--output-dir', '--out', dest='out',
+                      default=os.path.join('runs', 'vector_images'))
   parser.add_argument('--quick', action='store_true',
                       help='digits, few steps, a small net')
   args = parser.parse_args(argv)

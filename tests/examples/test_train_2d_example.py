@@ -27,7 +27,7 @@ def train_2d():
 def quick_run(train_2d, tmp_path_factory):
   out = tmp_path_factory.mktemp('train_2d')
   results = train_2d.main(['--quick', '--steps', '300', '--datasets', ','.join(TOYS),
-                           '--out', str(out)])
+                           '--output-dir', str(out)])
   return out, results
 
 

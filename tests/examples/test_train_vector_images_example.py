@@ -15,7 +15,7 @@ def example():
 
 
 def test_quick_run_learns_and_draws(example, tmp_path):
-  results = example.main(['--quick', '--steps', '200', '--out', str(tmp_path)])
+  results = example.main(['--quick', '--steps', '200', '--output-dir', str(tmp_path)])
   assert results['dataset'] == 'digits' and results['image_shape'] == [8, 8, 1]
   uniform = math.log2(17)  # bits/dim of a uniform density over 17 grey levels
   history = results['history']['test_bits_per_dim']
