@@ -38,7 +38,8 @@ def tiny_run(tmp_path_factory):
       [sys.executable, TRAIN, '--dataset', 'fashion_mnist', '--image-size', str(IMAGE_SIZE),
        '--num-scales', '1', '--hidden-channels', '4', '--num-res-blocks', '1',
        '--epochs', '1', '--steps-per-epoch', '5', '--batch-size', '32',
-       '--max-examples', '500', '--num-samples', '4', '--quiet', '--output-dir', str(run)],
+       '--max-examples', '500', '--max-test-examples', '200', '--validation-examples', '100',
+       '--num-samples', '4', '--quiet', '--output-dir', str(run)],
       env=_env(), capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
   return run
