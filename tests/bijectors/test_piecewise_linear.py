@@ -35,7 +35,7 @@ def _perturb(bijector, seed, scale=0.5):
 def _reference(bijector):
   """NumPy forward, inverse and ildj from the variables' values.
 
-  The bins are fixed on the data side: `inverse` (the seed's f) interpolates
+  The bins are fixed on the data side: `inverse` (the lecture's f, data to latent) interpolates
   linearly from the bin edges to the knots; `forward` the other way round.
   """
   edges = np.linspace(bijector.range_min, bijector.range_max,
