@@ -270,14 +270,6 @@ class RealNVPChain(FlowBijector):
     """The couplings' `scale` vectors, which the paper's L2 (5e-5) applies to."""
     return tuple(c.scale for c in self.couplings)
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   def _walk(self):
     """Yields every step, depth first, in the paper's order."""
     pending = list(self._flow.steps)

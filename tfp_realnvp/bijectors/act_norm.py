@@ -80,14 +80,6 @@ class ActNorm(FlowBijector):
     """A boolean variable: the data-dependent start has happened."""
     return self._initialized
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   def _initialize_from(self, x):
     """Sets `loc` and `log_scale` from the per-channel moments of `x`."""
     axes = list(range(x.shape.rank - 1))

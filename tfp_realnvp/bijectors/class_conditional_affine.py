@@ -67,14 +67,6 @@ class ClassConditionalAffine(FlowBijector):
   def num_classes(self):
     return self._num_classes
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   def _class_parameters(self, conditional_input, x):
     one_hot = one_hot_labels(conditional_input, self._num_classes, x.shape[:1], self.name)
     shape = tf.concat([tf.shape(one_hot)[:1], self._event_shape_tuple], 0)

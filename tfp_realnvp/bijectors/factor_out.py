@@ -75,14 +75,6 @@ class FactorOut(FlowBijector):
   def l2_regularized_variables(self):
     return self._bijector.l2_regularized_variables
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   def _split(self, x):
     channels = self._event_shape_tuple[-1]
     return tf.split(x, [self._num_factored, channels - self._num_factored],

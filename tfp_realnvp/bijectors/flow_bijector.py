@@ -73,7 +73,8 @@ class FlowBijector(tfb.Bijector):
   See the module docstring for the contract. Subclasses call `__init__` with TFP's
   arguments and implement `_forward_and_log_det` and `_inverse_and_log_det`; they may declare
   the event shapes they accept with `_data_event_shape` (the input of `inverse`) and
-  `_latent_event_shape` (the input of `forward`), and list their own variables'
+  `_latent_event_shape` (the input of `forward`), both `_event_shape_tuple` by default (a
+  bijector that keeps the event's shape sets only that), and list their own variables'
   L2-regularised subset in `l2_regularized_variables`.
 
   Every bijector follows TFP's direction convention: `forward` maps latent to data
@@ -102,8 +103,17 @@ class FlowBijector(tfb.Bijector):
   def _inverse_and_log_det(self, y, **kwargs):
     raise NotImplementedError
 
-  _data_event_shape = None     # static event shape of `inverse`'s input, if fixed
-  _latent_event_shape = None   # static event shape of `forward`'s input, if fixed
+  _event_shape_tuple = None    # static event shape of a shape-keeping bijector, if fixed
+
+  @property
+  def _data_event_shape(self):
+    """Static event shape of `inverse`'s input, if fixed."""
+    return self._event_shape_tuple
+
+  @property
+  def _latent_event_shape(self):
+    """Static event shape of `forward`'s input, if fixed."""
+    return self._event_shape_tuple
 
   @property
   def l2_regularized_variables(self):

@@ -64,14 +64,6 @@ class Invertible1x1Conv(FlowBijector):
     """The packed LU factors (`tf.linalg.lu`'s layout)."""
     return self._lower_upper
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   def _log_det(self):
     log_abs_s = tf.math.log(tf.abs(tf.linalg.diag_part(tf.convert_to_tensor(self._lower_upper))))
     return self._positions * tf.reduce_sum(log_abs_s)

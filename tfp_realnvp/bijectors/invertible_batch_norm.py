@@ -176,14 +176,6 @@ class InvertibleBatchNorm(FlowBijector):
     per_channel = self._log_gamma - 0.5 * tf.math.log(variance + self._epsilon)
     return self._positions_per_channel * tf.reduce_sum(per_channel)
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   def _inverse_and_log_det(self, x, training=False, **kwargs):
     del kwargs
     mean, variance = self._statistics(x, training)

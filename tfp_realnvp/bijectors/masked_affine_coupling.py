@@ -176,14 +176,6 @@ class MaskedAffineCoupling(FlowBijector):
   def l2_regularized_variables(self):
     return (self._scale,)
 
-  @property
-  def _data_event_shape(self):
-    return self._event_shape_tuple
-
-  @property
-  def _latent_event_shape(self):
-    return self._event_shape_tuple
-
   # -- the math -----------------------------------------------------------------------
   def _log_scale_and_shift(self, conditioning, training, conditional_input):
     if self._num_classes is not None:
