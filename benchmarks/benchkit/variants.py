@@ -23,6 +23,7 @@ import dataclasses
 import typing
 
 from benchkit.environment import tf_modules
+from benchkit.models import count_params
 
 
 @dataclasses.dataclass
@@ -38,16 +39,6 @@ class ImageModel:
   @property
   def num_params(self):
     return count_params(self.dist.trainable_variables)
-
-
-def count_params(variables):
-  total = 0
-  for v in variables:
-    n = 1
-    for d in v.shape:
-      n *= int(d)
-    total += n
-  return total
 
 
 def distribution(flow, event_shape):
