@@ -43,7 +43,7 @@ def positive_int(text):
   """An int >= 1."""
   value = _number(text, int)
   if value < 1:
-    raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    raise argparse.ArgumentTypeError(f'must be a positive integer (>= 1), got {value}')
   return value
 
 

@@ -51,6 +51,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
+from tfp_realnvp.cli import common  # pylint: disable=g-import-not-at-top
+
 PROG = 'detect_ood.py'
 DEFAULT_OOD_SETS = ('digits', 'noise', 'constant', 'vflip', 'mnist', 'kmnist')
 # Default of --background-steps when the run's step count is larger or unknown.
@@ -80,20 +82,6 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(message)
 
 
-def _positive_int(text):
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
-  return value
-
-
-def _non_negative_int(text):
-  value = int(text)
-  if value < 0:
-    raise argparse.ArgumentTypeError(f'must be >= 0, got {text}')
-  return value
-
-
 def _probability(text):
   value = float(text)
   if not 0. <= value <= 1.:
@@ -114,14 +102,14 @@ def parse_args(argv=None):
                            'may be repeated')
   parser.add_argument('--data-dir', default=None,
                       help="override the run's --data-dir (in-distribution data)")
-  parser.add_argument('--max-examples', type=_positive_int, default=2000,
+  parser.add_argument('--max-examples', type=common.positive_int, default=2000,
                       help='images scored per set (the first ones of each)')
-  parser.add_argument('--num-reference', type=_positive_int, default=2000,
+  parser.add_argument('--num-reference', type=common.positive_int, default=2000,
                       help='training images whose mean log p is the typical one; '
                            'as many further ones set the batch test threshold')
-  parser.add_argument('--batch-size', type=_positive_int, default=500,
+  parser.add_argument('--batch-size', type=common.positive_int, default=500,
                       help='images per log_prob call')
-  parser.add_argument('--background-steps', type=_non_negative_int, default=None,
+  parser.add_argument('--background-steps', type=common.count, default=None,
                       help='training steps of the background flow; 0: no '
                            'likelihood_ratio (default: the run\'s steps from '
                            f'metrics.json, at most {MAX_DEFAULT_BACKGROUND_STEPS})')
@@ -133,9 +121,9 @@ def parse_args(argv=None):
   parser.add_argument('--compressor', default='jpeg2000', choices=('jpeg2000', 'png'),
                       help='lossless compressor of the complexity score (both are '
                            'reported in complexity_by_compressor)')
-  parser.add_argument('--typicality-batch-size', type=_positive_int, default=10,
+  parser.add_argument('--typicality-batch-size', type=common.positive_int, default=10,
                       help='inputs per batch of the batch typicality test')
-  parser.add_argument('--num-batches', type=_positive_int, default=200,
+  parser.add_argument('--num-batches', type=common.positive_int, default=200,
                       help='batches drawn from each set for the batch test')
   parser.add_argument('--alpha', type=float, default=0.01,
                       help='in-distribution rejection rate of the batch test')
