@@ -27,7 +27,7 @@ def sample_latents(event_shape, num_samples, temperature=1.0, seed=None):
   seed the noise `eps` is the same for every `T`, so latents at different temperatures are the
   same directions rescaled.
 
-  The noise is `tf.random.stateless_normal(shape, seed=[seed, 0])` with the seed reduced modulo
+  The noise is `tf.random.stateless_normal(shape, seed=[seed, 0])` with `seed` reduced modulo
   2**31, so the same integer seed gives the same latents from Python, inside a `tf.function`,
   and in a SavedModel.
 

@@ -18,7 +18,7 @@ class PlainDistribution:
   """A distribution whose variables are listed by hand.
 
   TFP's `real_nvp_default_template` makes its variables at the first call
-  and does not report them (TFP issue #1439,
+  and does not report them (a TensorFlow Probability thread,
   https://github.com/tensorflow/probability/issues/1439), and TFP's `Chain`
   takes no `training` keyword; this gives the package's training step both.
   """

@@ -463,7 +463,8 @@ ANATOMY = [
         In the data-to-latent direction it normalises every entry with the running
         mean and variance of its channel, then scales and shifts:
         `log|det| = H * W * sum_c [log_gamma_c - 0.5 log(v_c + eps)]`. Every pixel
-        counts, not only every channel (TFP issue #238).
+        counts, not only every channel (a TensorFlow Probability thread,
+        https://github.com/tensorflow/probability/issues/238).
         '''),
     code('''
         bn = perturb(InvertibleBatchNorm(IMAGE_SHAPE))

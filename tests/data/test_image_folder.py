@@ -41,7 +41,7 @@ def test_class_subfolders_give_labels_and_a_stratified_split(tmp_path):
     for number, image in zip(numbers[split], getattr(data, split)):
       np.testing.assert_array_equal(image, numbered_image(number))
   np.testing.assert_array_equal(np.bincount(data.test_labels), [5, 2])
-  # The order is shuffled (not class by class), and set by the seed alone.
+  # The order is shuffled (not class by class), and set by `split_seed` alone.
   assert list(data.train_labels) != sorted(data.train_labels)
   again = load_images(data_dir=tmp_path, test_fraction=0.25, split_seed=3)
   np.testing.assert_array_equal(again.train, data.train)

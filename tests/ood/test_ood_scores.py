@@ -291,7 +291,7 @@ def test_image_log_probs_dequantizes_each_image_once():
 
   def sum_of_pixels(x):
     return tf.reduce_sum(x, [1, 2, 3])
-  # The noise of an image depends on the seed and its position, not on the batching.
+  # The noise of an image depends on `seed` and its position, not on the batching.
   first = ood.image_log_probs(sum_of_pixels, images, levels)
   again = ood.image_log_probs(sum_of_pixels, images, levels, batch_size=2)
   np.testing.assert_allclose(first, again, rtol=1e-6)

@@ -33,7 +33,7 @@ class Invertible1x1Conv(FlowBijector):
 
   Args:
     event_shape: `(H, W, C)` or `(D,)`; the matrix acts on the last axis.
-    seed: the seed of the starting rotation.
+    seed: integer for NumPy's `default_rng`, which draws the starting rotation.
     validate_args: check inputs are finite at run time.
     name: name of the bijector.
 

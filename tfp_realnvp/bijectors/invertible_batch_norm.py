@@ -65,7 +65,7 @@ class InvertibleBatchNorm(FlowBijector):
   [2]: Sergey Ioffe, Christian Szegedy. Batch Normalization: Accelerating Deep Network
        Training by Reducing Internal Covariate Shift. ICML 2015.
        https://arxiv.org/abs/1502.03167
-  [3]: TensorFlow Probability, GitHub issue 238, the log-det of a batch norm over images.
+  [3]: The log-det of a batch norm over images, a thread of TensorFlow Probability's tracker.
        https://github.com/tensorflow/probability/issues/238
   """
 

@@ -174,12 +174,13 @@ def read_image_folder(folder, *, test_fraction=DEFAULT_TEST_FRACTION,
 
   Held-out split: in each class, `round(test_fraction * n)` of its `n` images, chosen at
   random from `split_seed`, form the test split; both splits are then shuffled with the
-  same generator, so the split and the order depend only on the file names and the seed.
+  same generator, so the split and the order depend only on the file names and `split_seed`.
 
   Args:
     folder: path of the folder.
     test_fraction: float in (0, 1), the share of each class held out for testing.
-    split_seed: Python `int`, the seed of the split and of the order.
+    split_seed: Python `int` for NumPy's `default_rng`, which draws the split and the
+      order.
     image_size: Optional `(height, width)`; every image is then resized as by
       `resize_images` while it is read (needed when the images differ in size).
     crop_to_aspect_ratio: with `image_size`, center-crop each image to the aspect ratio

@@ -85,7 +85,7 @@ def image_log_probs(log_prob_fn, images, num_levels, batch_size=500,
 
   The images are dequantized as `x = (k + u) / num_levels` by
   `tfp_realnvp.data.dequantize`, with noise drawn from `seed` for the whole array
-  at once: an image's noise depends only on the seed and its position in
+  at once: an image's noise depends only on `seed` and its position in
   `images`, not on `batch_size`, so the same call gives the same numbers and two
   models scored on the same images see the same inputs.
 
