@@ -14,8 +14,10 @@ hidden, lr, decay) or comma-separated `key=value` of `RealNVPChain`'s vector
 settings:
 
   couplings (8), hidden (128x128), bn (1: invertible batch norm after each
-  coupling), momentum (0.95), masks (half | random), lr (1e-3),
-  decay (none | cosine: to 5% over the steps)
+  coupling), momentum (0.95), actnorm (0; 1: Glow's ActNorm after each
+  coupling, with bn=0), conv1x1 (0; 1: Glow's invertible 1x1 convolution,
+  here a learned DxD mixing, before each coupling), masks (half | random),
+  lr (1e-3), decay (none | cosine: to 5% over the steps)
 
 Results: `benchmarks/results/vector_grid-<toy>[-tag].json` and `.md`.
 """
@@ -29,7 +31,8 @@ from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import results as results_io  # pylint: disable=wrong-import-position
 
 DEFAULTS = dict(couplings='8', hidden='128x128', bn='1', momentum='0.95',
-                masks='half', lr='1e-3', decay='none')
+                actnorm='0', conv1x1='0', masks='half', lr='1e-3',
+                decay='none')
 GRID = (
     'tfp',
     '',                                     # RealNVPChain((2,)) defaults
@@ -73,6 +76,7 @@ def run_spec(spec, args, train, test):
     model = toys.our_model(
         seed=args.seed, num_couplings=int(v['couplings']), hidden_units=hidden,
         batch_norm=v['bn'] == '1', batch_norm_momentum=float(v['momentum']),
+        act_norm=v['actnorm'] == '1', invertible_1x1_conv=v['conv1x1'] == '1',
         vector_masks=v['masks'], mask_seed=args.seed)
   out = toys.train_and_score(
       model, train, test, steps=args.steps, batch_size=args.batch_size,

@@ -5,7 +5,8 @@ checkerboard, 8gaussians, spirals) this
 
 1. draws independent train and test sets from `make_toy_2d` (different seeds),
 2. trains `RealNVPChain(event_shape=(2,))` (alternating 1-D masks, MLP s/t,
-   invertible batch norm between couplings) by maximum likelihood,
+   Glow's ActNorm and learned 2x2 mixing around each coupling; `--batch-norm`
+   for the paper's invertible batch norm instead) by maximum likelihood,
 3. fits a full-covariance Gaussian to the same training set (closed form:
    sample mean and covariance),
 4. reports both held-out mean log-likelihoods (nats per point, higher is
@@ -91,8 +92,9 @@ def parse_args(argv=None):
   parser.add_argument('--learning-rate', type=float, default=None,
                       help='Adam learning rate (cosine-decayed to 5%% of it)')
   parser.add_argument('--vector-masks', choices=('half', 'random'), default='half')
-  parser.add_argument('--no-batch-norm', action='store_true',
-                      help='no invertible batch norm between couplings')
+  parser.add_argument('--batch-norm', action='store_true',
+                      help="the paper's invertible batch norm after each coupling "
+                           "instead of Glow's ActNorm and 1x1 mixing")
   parser.add_argument('--batch-norm-momentum', type=float, default=0.95,
                       help='momentum of the batch norms\' running averages')
   parser.add_argument('--resolution', type=int, default=None,
@@ -140,7 +142,7 @@ def build_flow_distribution(args, dim=2):
   flow = RealNVPChain(event_shape=(dim,), num_couplings=args.num_couplings,
                       hidden_units=args.hidden_units,
                       vector_masks=args.vector_masks, mask_seed=args.seed,
-                      batch_norm=not args.no_batch_norm,
+                      batch_norm=args.batch_norm,
                       batch_norm_momentum=args.batch_norm_momentum)
   base = tfd.Sample(tfd.Normal(0., 1.), [dim])
   return flow, tfd.TransformedDistribution(base, flow)

@@ -8,7 +8,8 @@ and 3.7 for the couplings and batch norm). The flow is
 `RealNVPChain(event_shape=(D,))`: affine couplings with alternating 1-D masks
 (`half`: the top half of the image conditions the bottom half and back; or
 `random`, as in Fleuret's lecture 10.3, https://fleuret.org/dlc/), MLP s/t,
-and an invertible batch norm after every coupling. With `--logit` (the
+and an invertible batch norm after every coupling (the paper's vector flow,
+not `RealNVPChain`'s vector default of Glow's ActNorm and 1x1 mixing). With `--logit` (the
 default) the paper's preprocessing `y = logit(0.05 + 0.9 x)` comes first, with
 its log-det, so `log_prob` is still the density of the dequantized pixels and
 bits/dim compare with the papers; `--no-logit` models the pixels in [0, 1]
@@ -142,7 +143,8 @@ def build(args, image_shape):
   chain = RealNVPChain(event_shape=(dim,), num_couplings=args.num_couplings,
                        hidden_units=args.hidden_units,
                        vector_masks=args.vector_masks, mask_seed=args.seed,
-                       batch_norm=not args.no_batch_norm,
+                       batch_norm=not args.no_batch_norm, act_norm=False,
+                       invertible_1x1_conv=False,
                        batch_norm_momentum=args.batch_norm_momentum)
   if args.logit:
     flow = FlowSequence([LogitTransform(event_ndims=1), chain], event_ndims=1,

@@ -30,11 +30,11 @@ PRIOR = np.array([0.5, 0.3, 0.2])
 def gaussian_flow_distribution():
   """A conditional vector flow that is exactly `N(LOCS[y], diag(exp(LOG_SCALES[y]))^2)`.
 
-  Without batch norm, the fresh couplings are the identity (zero-initialised outputs), so the
-  learned class prior alone shapes the density.
+  Without normalisation or mixing layers, the fresh couplings are the identity
+  (zero-initialised outputs), so the learned class prior alone shapes the density.
   """
   flow = RealNVPChain((DIM,), num_couplings=2, hidden_units=(8,), batch_norm=False,
-                      num_classes=NUM_CLASSES)
+                      act_norm=False, invertible_1x1_conv=False, num_classes=NUM_CLASSES)
   flow.class_conditional_prior.loc.assign(LOCS)
   flow.class_conditional_prior.log_scale.assign(LOG_SCALES)
   return flowtest.distribution(flow)

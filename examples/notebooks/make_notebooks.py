@@ -90,7 +90,8 @@ QUICKSTART = [
           `tfd.Sample(tfd.Normal(0., 1.), [2])`;
         - a **bijector**, here `RealNVPChain(event_shape=(2,))`: affine coupling
           layers with alternating 1-D masks, MLPs for the log-scale `s` and shift
-          `t`, and an invertible batch norm after each coupling;
+          `t`, and around each coupling Glow's learned 2x2 mixing before it and
+          ActNorm (a per-coordinate scale and shift) after it;
         - a **`tfd.TransformedDistribution`** joining them.
 
         Direction, as everywhere in TFP: `forward` maps a latent `z` to data `x`
@@ -143,8 +144,10 @@ QUICKSTART = [
         ## The flow
 
         Every coupling starts as the identity (its network's last layer is
-        zero-initialised) and every batch norm starts with mean 0 and variance 1,
-        so before training the model *is* the base distribution.
+        zero-initialised), every ActNorm too until the first training batch sets
+        it to standardise that batch, and every 2x2 mixing starts as a random
+        rotation, which leaves N(0, I) unchanged: before training the model *is*
+        the base distribution.
         '''),
     code('''
         flow = RealNVPChain(event_shape=(2,), num_couplings=NUM_COUPLINGS,
@@ -163,9 +166,10 @@ QUICKSTART = [
     md('''
         ## Training
 
-        Minimise the mean negative log-likelihood. Batch norm needs to know that
-        it is training (batch statistics, running averages updated): ask for it
-        per call with `bijector_kwargs={'training': True}`. Everything else
+        Minimise the mean negative log-likelihood. ActNorm (and the paper's
+        batch norm, with `batch_norm=True`) needs to know that it is training
+        (its data-dependent start; batch statistics and running averages): ask
+        for it per call with `bijector_kwargs={'training': True}`. Everything else
         (evaluation, sampling) runs in inference mode, the default. Build the Keras
         optimizer before the `tf.function` so it does not create variables inside it.
         '''),
@@ -710,7 +714,8 @@ FLOW_PRIOR = [
         flow_prior = tfd.TransformedDistribution(
             tfd.Sample(tfd.Normal(0., 1.), [LATENT_DIM]),
             RealNVPChain(event_shape=(LATENT_DIM,), num_couplings=4, hidden_units=(64, 64),
-                         batch_norm=PRIOR_BATCH_NORM))
+                         batch_norm=PRIOR_BATCH_NORM, act_norm=False,
+                         invertible_1x1_conv=False))
 
         keras.utils.set_random_seed(SEED)
         gaussian_vae = train_vae(gaussian_prior, 'Gaussian prior')
@@ -718,13 +723,15 @@ FLOW_PRIOR = [
         flow_vae = train_vae(flow_prior, 'Real NVP prior')
         '''),
     md('''
-        *Note on batch norm in the prior.* `RealNVPChain` puts an invertible batch
-        norm after every coupling by default. Its inputs here are codes that move
-        while the encoder learns, and in training mode it normalises with a running
-        average that a batch moves by only 5%. At the full settings of this
-        notebook (one seed) the test ELBO was -20.44 nats with the Gaussian prior,
-        -19.99 with the flow prior without batch norm, and -20.96 with it; hence
-        `PRIOR_BATCH_NORM = False`.
+        *Note on normalisation in the prior.* The prior's inputs are codes that
+        move while the encoder learns. The paper's invertible batch norm
+        (`batch_norm=True`) normalises them in training mode with a running average
+        that a batch moves by only 5%, and the vector flow's default, Glow's
+        ActNorm, would be set once from the first batch of codes of an untrained
+        encoder; so this prior has neither (`act_norm=False`), nor the learned
+        mixing. At the full settings of this notebook (one seed) the test ELBO was
+        -20.44 nats with the Gaussian prior, -19.99 with the flow prior without
+        batch norm, and -20.96 with it; hence `PRIOR_BATCH_NORM = False`.
         '''),
     md('''
         ## Where the codes go, and what each prior believes

@@ -11,8 +11,9 @@ __all__ = ['build_vector_flow']
 
 def build_vector_flow(event_shape, num_couplings, hidden_units, vector_masks_pattern,
                       mask_seed, normalization, network_dtype, num_classes):
-  """The steps of a vector flow, data first: `num_couplings x [coupling + batch norm]`
-  (`normalization` may swap the batch norm for Glow's layers).
+  """The steps of a vector flow, data first: `num_couplings x [coupling]`, each with the
+  layers `normalization` puts around it (Glow's 1x1 mixing and ActNorm by default, the
+  paper's batch norm on request).
 
   Masks alternate a conditioning half and its complement (`vector_masks`); each coupling's
   s and t come from an MLP with `hidden_units`. No logit step: the data are real vectors.
