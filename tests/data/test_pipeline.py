@@ -77,6 +77,44 @@ def test_pipeline_flips_left_right_only_when_asked():
   assert set(bright_columns(horizontal_flip=True, training=False)) == {0}
 
 
+def test_pipeline_moves_images_by_one_pixel_with_the_given_probability():
+  images = np.zeros((400, 5, 7, 1), np.uint8)
+  images[:, 2, 3, 0] = 255
+
+  def bright_pixels(**kwargs):
+    batch = next(iter(image_pipeline(images, 256, 400, seed=4, **kwargs))).numpy()
+    flat = np.argmax(batch[..., 0].reshape(400, -1), axis=1)
+    return [tuple(int(i) for i in divmod(k, 7)) for k in flat]
+
+  moved = bright_pixels(random_shift=1.)
+  counts = {p: moved.count(p) for p in set(moved)}
+  assert set(counts) == {(1, 3), (3, 3), (2, 2), (2, 4)}      # up, down, left, right
+  assert all(60 < c < 140 for c in counts.values())
+  half = bright_pixels(random_shift=0.5)
+  assert 150 < half.count((2, 3)) < 250
+  assert set(bright_pixels()) == {(2, 3)}
+  assert set(bright_pixels(random_shift=1., training=False)) == {(2, 3)}
+
+
+def test_pipeline_shift_fills_the_uncovered_edge_with_level_zero_and_keeps_the_noise():
+  images = np.full((64, 4, 4, 1), 9, np.uint8)
+  plain = next(iter(image_pipeline(images, 17, 64, seed=1))).numpy()
+  moved = next(iter(image_pipeline(images, 17, 64, seed=1, random_shift=1.))).numpy()
+  levels = np.floor(moved * 17)[..., 0]
+  zero_rows = (levels[:, 0, :] == 0).all(1) | (levels[:, -1, :] == 0).all(1)
+  zero_cols = (levels[:, :, 0] == 0).all(1) | (levels[:, :, -1] == 0).all(1)
+  assert np.all(zero_rows ^ zero_cols)
+  assert np.sum(levels == 0) == 64 * 4 and np.sum(levels == 9) == 64 * 12
+  np.testing.assert_allclose(plain - np.floor(plain * 17) / 17,
+                             moved - np.floor(moved * 17) / 17, atol=1e-6)   # same noise
+
+
+@pytest.mark.parametrize('probability', [-0.1, 1.5, float('nan')])
+def test_pipeline_refuses_a_shift_probability_outside_0_1(probability):
+  with pytest.raises(ValueError, match='random_shift is a probability in'):
+    image_pipeline(np.zeros((8, 4, 4, 1), np.uint8), 256, 4, random_shift=probability)
+
+
 def test_pipeline_repeats_and_keeps_the_remainder_as_asked():
   images = distinct_images(10)
 

@@ -14,6 +14,7 @@ import pytest
 
 from tfp_realnvp.cli import evaluate as cli_evaluate
 from tfp_realnvp.cli import train as cli_train
+from tfp_realnvp.data import image_pipeline
 from tfp_realnvp.train.run_lock import RunLock
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ def _error_line(capsys):
     (['--time-limit', '0'], '--time-limit'),
     (['--num-scales', 'two'], '--num-scales'),
     (['--resume', '--overwrite'], '--overwrite'),
+    (['--random-shift', '1.5'], '--random-shift'),
 ])
 def test_bad_flags_stop_before_anything_is_loaded_or_written(tmp_path, capsys, flags,
                                                               flag):
@@ -47,6 +49,21 @@ def test_bad_flags_stop_before_anything_is_loaded_or_written(tmp_path, capsys, f
   assert cli_train.main(TINY + flags + ['--output-dir', str(out)]) == 2
   assert flag in _error_line(capsys)
   assert not out.exists()
+
+
+def test_random_shift_reaches_the_training_pipeline_only(tmp_path, monkeypatch):
+  calls = []
+
+  def recording_pipeline(*args, **kwargs):
+    calls.append((kwargs['training'], kwargs.get('random_shift', 0.)))
+    return image_pipeline(*args, **kwargs)
+
+  monkeypatch.setattr(cli_train, 'image_pipeline', recording_pipeline)
+  out = tmp_path / 'run'
+  assert cli_train.main(TINY + ['--random-shift', '0.25', '--output-dir', str(out)]) == 0
+  assert (True, 0.25) in calls
+  assert {shift for training, shift in calls if not training} == {0.}
+  assert json.loads((out / 'config.json').read_text())['random_shift'] == 0.25
 
 
 def _write_idx_gz(folder, corrupt=False):

@@ -130,6 +130,9 @@ def build_parser():
                     help='test images scored per epoch (default: all)')
   data.add_argument('--horizontal-flip', action='store_true',
                     help='random left-right flips (natural images)')
+  data.add_argument('--random-shift', type=common.probability, default=0.,
+                    help='probability of moving a training image by one pixel (a '
+                         'regulariser for small datasets; 0: never)')
   model = parser.add_argument_group('model')
   model.add_argument('--num-scales', type=common.positive_int, default=2)
   model.add_argument('--hidden-channels', type=common.positive_int, default=16)
@@ -258,11 +261,14 @@ class _Split:
       self.class_prior = class_frequencies(self.labels['train'], self.num_classes)
     self._test_pixels = None
 
-  def train_batches(self, batch_size, seed, horizontal_flip=False, training=True):
-    """The training pipeline (`training=False`: one pass in stored order, no flips)."""
+  def train_batches(self, batch_size, seed, horizontal_flip=False, random_shift=0.,
+                    training=True):
+    """The training pipeline (`training=False`: one pass in stored order, no flips or
+    shifts)."""
     return image_pipeline(self.train, self.num_levels, batch_size,
                           labels=self.labels.get('train'), training=training, seed=seed,
-                          horizontal_flip=horizontal_flip and training)
+                          horizontal_flip=horizontal_flip and training,
+                          random_shift=random_shift if training else 0.)
 
   def eval_batches(self, split):
     """`split`'s batches ('validation' or 'test'), with labels for a conditional run."""
@@ -289,7 +295,8 @@ def _run_config(args, images, split):
       batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
       decay=args.decay, l2=args.l2, clip_norm=args.clip_norm, jit=args.jit,
       mixed_precision=(None if args.mixed_precision == 'none' else args.mixed_precision),
-      seed=args.seed, horizontal_flip=args.horizontal_flip, data_dir=args.data_dir,
+      seed=args.seed, horizontal_flip=args.horizontal_flip, random_shift=args.random_shift,
+      data_dir=args.data_dir,
       image_size=args.image_size, max_examples=args.max_examples,
       patience=args.patience, eval_seed=runs.EVAL_SEED,
       conditional=split.conditional, num_classes=split.num_classes,
@@ -512,7 +519,8 @@ class _Run:
     try:
       history = trainer.fit(
           lambda: self.split.train_batches(args.batch_size, args.seed,
-                                           horizontal_flip=args.horizontal_flip),
+                                           horizontal_flip=args.horizontal_flip,
+                                           random_shift=args.random_shift),
           epochs=args.epochs, steps_per_epoch=steps_per_epoch,
           validation_fn=validation_fn, on_epoch_end=self.on_epoch_end,
           max_seconds=None if args.time_limit is None else 60. * args.time_limit,
