@@ -96,6 +96,18 @@ VARIANTS = {
     'batch128': ('batch 128', {}, dict(batch_size=128)),
     'l2_gains': ('L2 5e-5 on every weight-norm gain too (as the reference)',
                  {}, dict(l2_gains=True)),
+    'wd1e-2': ('AdamW, decoupled weight decay 1e-2', {},
+               dict(weight_decay=1e-2)),
+    'wd1e-1': ('AdamW, decoupled weight decay 1e-1', {},
+               dict(weight_decay=1e-1)),
+    'shift0.5': ('training images moved by one pixel with probability 0.5',
+                 {}, dict(random_shift=0.5)),
+    'shift0.25': ('training images moved by one pixel with probability 0.25',
+                  {}, dict(random_shift=0.25)),
+    'shift1.0': ('training images moved by one pixel, every one', {},
+                 dict(random_shift=1.0)),
+    'shift0.5_wd1e-2': ('one-pixel moves (0.5) and AdamW 1e-2', {},
+                        dict(random_shift=0.5, weight_decay=1e-2)),
     'reference': ('chrischute/real-nvp (PyTorch)', dict(reference=True), {}),
 }
 
@@ -198,7 +210,7 @@ def run_variant(name, args, data, seed):
       model, data, steps=args.steps, evals=args.evals, batch_size=batch_size,
       seed=args.data_seed + seed, learning_rate=learning_rate,
       ema_decays=args.ema, eval_fn=eval_fn, label=f'{name}/seed {seed}',
-      log=print)
+      log=print, **train_kwargs)
   result.update(variant=name, description=model.description,
                 params=model.num_params,
                 conv_gflops_per_image=conv_flops_per_image(model) / 1e9)

@@ -51,11 +51,12 @@ def load_image_data(name, eval_examples=0, train_examples=0):
   return ImageData(name, train, test, images.num_levels)
 
 
-def training_dataset(data, batch_size, seed):
+def training_dataset(data, batch_size, seed, random_shift=0.):
   """The package's endless training pipeline (fresh order and noise)."""
   from tfp_realnvp import data as data_lib  # pylint: disable=g-import-not-at-top
   return data_lib.image_pipeline(data.train, data.num_levels, batch_size,
-                                 training=True, seed=seed)
+                                 training=True, seed=seed,
+                                 random_shift=random_shift)
 
 
 class Evaluator:
@@ -133,7 +134,7 @@ def bits_from_nll(nll, dims, num_levels):
 def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
           seed=0, learning_rate=1e-3, l2_scale=5e-5, clip_norm=100.,
           ema_decays=(), jit_compile=False, eval_fn=None, log=print,
-          label='ours'):
+          label='ours', weight_decay=0., random_shift=0.):
   """Trains `model` (a `benchkit.variants.ImageModel`) and returns the curve.
 
   Args:
@@ -154,6 +155,11 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
       each evaluation (`averages`: the `WeightAverage`s of `ema_decays`).
     log: printer of progress lines (None: silent).
     label: name in the progress lines.
+    weight_decay: > 0 trains with AdamW's decoupled weight decay (Loshchilov
+      & Hutter, Decoupled Weight Decay Regularization, ICLR 2019,
+      https://arxiv.org/abs/1711.05101) instead of Adam.
+    random_shift: moves each training image by one pixel in a random
+      direction with this probability (the pipeline's `random_shift`).
 
   Returns:
     dict with `curve` (list of points: step, train_seconds,
@@ -165,7 +171,8 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
   from tfp_realnvp.train import maximum_likelihood_step  # pylint: disable=g-import-not-at-top
   if (steps is None) == (budget is None):
     raise ValueError('give exactly one of steps and budget')
-  optimizer = keras.optimizers.Adam(learning_rate)
+  optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+               if weight_decay else keras.optimizers.Adam(learning_rate))
   step = maximum_likelihood_step(
       model.dist, optimizer, l2_variables=model.l2_variables,
       l2_scale=l2_scale, clip_norm=clip_norm, jit_compile=jit_compile)
@@ -173,7 +180,7 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
               for d in ema_decays]
   evaluate = Evaluator(model.dist, data)
   dims = float(np.prod(data.event_shape))
-  stream = iter(training_dataset(data, batch_size, seed))
+  stream = iter(training_dataset(data, batch_size, seed, random_shift))
 
   def point(step_count, trained, cpu, recent):
     p = dict(step=step_count, images=step_count * batch_size,
