@@ -214,6 +214,9 @@ REGISTRY = {
         (4, 4, 2), image_data, has_networks=True),
     'chain_vector': Case(lambda: RealNVPChain((4,), num_couplings=4, hidden_units=(8,)),
                          (4,), has_networks=True),
+    'chain_vector_batch_norm': Case(
+        lambda: RealNVPChain((4,), num_couplings=4, hidden_units=(8,), batch_norm=True),
+        (4,), has_networks=True),
     'chain_vector_conditional': Case(
         lambda: RealNVPChain((3,), num_couplings=2, hidden_units=(8,), num_classes=2),
         (3,), kwargs_fn=labels_for(2), has_networks=True),
