@@ -265,12 +265,33 @@ def test_arguments_of_the_other_kind_of_event_are_refused():
   with pytest.raises(ValueError, match=r'num_res_blocks, num_scales do\(es\) not apply to a '
                                        r'vector'):
     RealNVPChain((4,), num_scales=2, num_res_blocks=2)
+  with pytest.raises(ValueError, match=r'dropout_rate do\(es\) not apply to a vector'):
+    RealNVPChain((4,), dropout_rate=0.1)
+  with pytest.raises(ValueError, match=r'dropout_rate must be in \[0, 1\)'):
+    RealNVPChain((8, 8, 1), dropout_rate=1., **TINY)
   with pytest.raises(ValueError, match='class_conditional_prior needs num_classes'):
     RealNVPChain((4,), class_conditional_prior=True)
   with pytest.raises(ValueError, match='choose one'):
     RealNVPChain((4,), batch_norm=True, act_norm=True)
   with pytest.raises(ValueError, match='choose one'):
     RealNVPChain((8, 8, 1), batch_norm=True, act_norm=True, **TINY)
+
+
+def test_dropout_changes_training_passes_only():
+  plain = perturb(RealNVPChain((8, 8, 1), num_scales=2, batch_norm=False, **TINY), scale=0.1)
+  dropped = RealNVPChain((8, 8, 1), num_scales=2, batch_norm=False, dropout_rate=0.5, **TINY)
+  x = _pixels((8, 8, 1), batch=4)
+  _dist(dropped).log_prob(x)                   # builds the networks
+  for source, target in zip(plain.variables, dropped.variables):
+    target.assign(source)
+  # Inference: the same density as without dropout, and still an exact bijection.
+  np.testing.assert_allclose(_dist(dropped).log_prob(x), _dist(plain).log_prob(x), rtol=1e-5)
+  z = dropped.inverse(x)
+  np.testing.assert_allclose(dropped.forward(z), x, atol=1e-4)
+  # Training: every pass draws its own mask.
+  first, second = (_dist(dropped).log_prob(tf.identity(x), bijector_kwargs={'training': True})
+                   for _ in range(2))
+  assert np.abs(first - second).max() > 1e-2
 
 
 def test_copy_rebuilds_and_records_its_own_parameters():

@@ -3,6 +3,7 @@ equals the unfolded computation."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfp_realnvp import nets
@@ -108,3 +109,40 @@ def test_residual_block_config_round_trips():
   assert clone.features == 12 and clone.name == 'b'
   assert clone.dtype_policy.name == 'mixed_bfloat16'
   assert isinstance(clone, keras.layers.Layer)
+
+
+def test_dropout_acts_in_training_only_and_keeps_the_mean():
+  rate = 0.5
+  block = nets.ResidualBlock(8, dropout_rate=rate)
+  block.build((None, 5, 5, 8))
+  plain = perturbed_block()
+  for source, target in zip(plain.weights, block.weights):
+    target.assign(source)
+  x = np.random.default_rng(7).standard_normal((3, 5, 5, 8)).astype(np.float32)
+  scale = np.abs(unfolded(plain, x, training=False)).max()
+  # Inference never drops: the folded path of the block without dropout.
+  np.testing.assert_allclose(block(x, training=False).numpy(),
+                             unfolded(plain, x, training=False), atol=2e-5 * scale)
+  # Training drops (each call its own mask) and rescales by 1 / (1 - rate): the last
+  # convolution is linear, so the mean over masks is the computation without dropout.
+  without = unfolded(plain, x, training=True)
+  draws = np.stack([block(x, training=True).numpy() for _ in range(400)])
+  assert np.abs(draws[0] - draws[1]).max() > 0.1 * scale
+  assert np.abs(draws[0] - without).max() > 0.1 * scale
+  spread = draws.std(axis=0) / np.sqrt(len(draws))
+  assert np.all(np.abs(draws.mean(axis=0) - without) < 5 * spread + 1e-4 * scale)
+
+
+@pytest.mark.parametrize('rate', [-0.1, 1.0, 1.5])
+def test_dropout_rate_outside_zero_one_is_refused(rate):
+  with pytest.raises(ValueError, match=r'dropout_rate must be in \[0, 1\)'):
+    nets.ResidualBlock(8, dropout_rate=rate)
+
+
+def test_resnet_passes_its_dropout_rate_to_every_block():
+  net = nets.resnet_shift_and_log_scale((4, 4, 2), 2, hidden_channels=4, num_res_blocks=2,
+                                        dropout_rate=0.3)
+  blocks = [layer for layer in net.layers if isinstance(layer, nets.ResidualBlock)]
+  assert len(blocks) == 2 and {block.dropout_rate for block in blocks} == {0.3}
+  clone = nets.ResidualBlock.from_config(blocks[0].get_config())
+  assert clone.dropout_rate == 0.3

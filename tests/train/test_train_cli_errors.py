@@ -42,6 +42,7 @@ def _error_line(capsys):
     (['--num-scales', 'two'], '--num-scales'),
     (['--resume', '--overwrite'], '--overwrite'),
     (['--random-shift', '1.5'], '--random-shift'),
+    (['--dropout', '1'], '--dropout'),
 ])
 def test_bad_flags_stop_before_anything_is_loaded_or_written(tmp_path, capsys, flags,
                                                               flag):
@@ -64,6 +65,28 @@ def test_random_shift_reaches_the_training_pipeline_only(tmp_path, monkeypatch):
   assert (True, 0.25) in calls
   assert {shift for training, shift in calls if not training} == {0.}
   assert json.loads((out / 'config.json').read_text())['random_shift'] == 0.25
+
+
+def test_dropout_reaches_every_residual_block_and_the_config(tmp_path, monkeypatch):
+  from tfp_realnvp.nets import ResidualBlock  # pylint: disable=g-import-not-at-top
+  from tfp_realnvp.train import runs  # pylint: disable=g-import-not-at-top
+  flows = []
+  make_flow = runs.make_flow
+
+  def recording_make_flow(*args, **kwargs):
+    flows.append(make_flow(*args, **kwargs))
+    return flows[-1]
+
+  monkeypatch.setattr(runs, 'make_flow', recording_make_flow)
+  out = tmp_path / 'run'
+  assert cli_train.main(TINY + ['--num-res-blocks', '1', '--dropout', '0.25',
+                                '--output-dir', str(out)]) == 0
+  config = json.loads((out / 'config.json').read_text())
+  assert config['dropout'] == 0.25
+  assert runs.flow_kwargs_from_config(config)['dropout_rate'] == 0.25
+  blocks = [layer for flow in flows for net in flow.networks for layer in net.layers
+            if isinstance(layer, ResidualBlock)]
+  assert blocks and {block.dropout_rate for block in blocks} == {0.25}
 
 
 def _write_idx_gz(folder, corrupt=False):

@@ -148,7 +148,8 @@ def test_labels_with_an_unconditional_flow_are_an_error():
     trainer.log_prob(x, y)
   with pytest.raises(ValueError, match='not class-conditional'):
     trainer.sample(2, labels=1)
-  with pytest.raises(ValueError, match='Trainer.evaluate: got \\(images, labels\\) batches'):
+  with pytest.raises(ValueError, match='Trainer.evaluate: labels were given, but the flow '
+                                       'is not class-conditional'):
     trainer.evaluate([(x, y)])
 
 

@@ -13,8 +13,8 @@ from tfp_realnvp.bijectors.squeeze import Squeeze
 __all__ = ['build_image_flow', 'check_image_shape']
 
 
-def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, logit_alpha,
-                     normalization, network_dtype, num_classes, validate_args):
+def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, dropout_rate,
+                     logit_alpha, normalization, network_dtype, num_classes, validate_args):
   """`(logit, scales)`: the preprocessing and the scales' `FlowSequence`s, outermost first.
 
   In the paper's order (data to latent), for `num_scales = S` and features `F`:
@@ -37,7 +37,7 @@ def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, l
   def couplings(shape, mask_type, count, features, prefix):
     network = functools.partial(nets.resnet_shift_and_log_scale,
                                 hidden_channels=features, num_res_blocks=num_res_blocks,
-                                dtype=network_dtype)
+                                dropout_rate=dropout_rate, dtype=network_dtype)
     steps = []
     for k in range(count):
       name = f'{prefix}_{mask_type}_coupling_{k}'

@@ -87,6 +87,14 @@ def probability(text):
   return value
 
 
+def dropout_rate(text):
+  """A float in [0, 1)."""
+  value = finite_float(text)
+  if not 0. <= value < 1.:
+    raise argparse.ArgumentTypeError(f'must be a dropout rate in [0, 1), got {value:g}')
+  return value
+
+
 def add_common_flags(parser, output_dir_default=None, output_dir_help=None):
   """`--output-dir` and `--debug`, spelled the same in every program."""
   parser.add_argument('--output-dir', default=output_dir_default,

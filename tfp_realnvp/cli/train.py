@@ -137,6 +137,9 @@ def build_parser():
   model.add_argument('--num-scales', type=common.positive_int, default=2)
   model.add_argument('--hidden-channels', type=common.positive_int, default=16)
   model.add_argument('--num-res-blocks', type=common.count, default=2)
+  model.add_argument('--dropout', type=common.dropout_rate, default=0.,
+                     help='dropout inside the residual blocks of the s/t networks in '
+                          'training (a regulariser for small datasets; 0: none)')
   model.add_argument('--conditional', action='store_true',
                      help="a class-conditional flow p(x | y) of the source's labels, with a "
                           'generative classifier (test_accuracy in metrics.json)')
@@ -267,8 +270,7 @@ class _Split:
     shifts)."""
     return image_pipeline(self.train, self.num_levels, batch_size,
                           labels=self.labels.get('train'), training=training, seed=seed,
-                          horizontal_flip=horizontal_flip and training,
-                          random_shift=random_shift if training else 0.)
+                          horizontal_flip=horizontal_flip, random_shift=random_shift)
 
   def eval_batches(self, split):
     """`split`'s batches ('validation' or 'test'), with labels for a conditional run."""
@@ -292,7 +294,7 @@ def _run_config(args, images, split):
       num_validation=len(split.validation), validation_seed=runs.VALIDATION_SEED,
       num_test=len(split.test), num_scales=args.num_scales,
       hidden_channels=args.hidden_channels, num_res_blocks=args.num_res_blocks,
-      batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+      dropout=args.dropout, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
       decay=args.decay, l2=args.l2, clip_norm=args.clip_norm, jit=args.jit,
       mixed_precision=(None if args.mixed_precision == 'none' else args.mixed_precision),
       seed=args.seed, horizontal_flip=args.horizontal_flip, random_shift=args.random_shift,
@@ -673,6 +675,8 @@ def _describe_options(args, split):
     options.append('ActNorm')
   if args.invertible_1x1_conv:
     options.append('invertible 1x1 convolutions')
+  if args.dropout:
+    options.append(f'dropout {args.dropout:g}')
   return ''.join(f', {option}' for option in options)
 
 

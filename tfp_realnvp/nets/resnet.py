@@ -82,12 +82,15 @@ def _batch_norm(name, dtype=None):
 
 @keras.saving.register_keras_serializable(package='tfp_realnvp')
 class ResidualBlock(keras.layers.Layer):
-  """Pre-activation residual block: `h + conv(relu(bn(conv(relu(bn(h))))))`.
+  """Pre-activation residual block: `h + conv(dropout(relu(bn(conv(relu(bn(h)))))))`.
 
   Both convolutions are 3x3 and weight-normalised; the batch norms are
   synchronised across replicas so that a step under `tf.distribute` sees the
   statistics of the global batch. The sub-layers share the block's dtype
-  policy (e.g. `'mixed_bfloat16'`).
+  policy (e.g. `'mixed_bfloat16'`). With `dropout_rate > 0`, dropout between
+  the two convolutions in training mode, as in wide residual networks
+  (Zagoruyko & Komodakis, 2016, https://arxiv.org/abs/1605.07146); inference
+  mode never drops.
 
   Speed: the batch norms use TensorFlow's fused kernel (outside multi-replica
   steps), and in inference mode the second batch norm, a fixed per-channel
@@ -95,9 +98,12 @@ class ResidualBlock(keras.layers.Layer):
   that convolution, bias and ReLU run as one fused operation.
   """
 
-  def __init__(self, features, **kwargs):
+  def __init__(self, features, dropout_rate=0., **kwargs):
     super().__init__(**kwargs)
     self.features = int(features)
+    self.dropout_rate = float(dropout_rate)
+    if not 0. <= self.dropout_rate < 1.:
+      raise ValueError(f'dropout_rate must be in [0, 1), got {dropout_rate}.')
     dtype = self.dtype_policy
     self.norm_in = _batch_norm('bn_in', dtype=dtype)
     self.conv_in = WeightNormConv2D(self.features, 3, name='conv_in',
@@ -105,6 +111,8 @@ class ResidualBlock(keras.layers.Layer):
     self.norm_out = _batch_norm('bn_out', dtype=dtype)
     self.conv_out = WeightNormConv2D(self.features, 3, name='conv_out',
                                      dtype=dtype)
+    self.dropout = (keras.layers.Dropout(self.dropout_rate, name='dropout', dtype=dtype)
+                    if self.dropout_rate else None)
 
   def build(self, input_shape):
     self.norm_in.build(input_shape)
@@ -118,6 +126,8 @@ class ResidualBlock(keras.layers.Layer):
     if training:
       h = self.conv_in(h)
       h = keras.ops.relu(self.norm_out(h, training=training))
+      if self.dropout_rate:
+        h = self.dropout(h, training=training)
     else:
       # relu(bn(conv(h) + b)) with bn(u) = u * scale + shift (running stats).
       scale, shift = self.norm_out.affine()
@@ -130,18 +140,20 @@ class ResidualBlock(keras.layers.Layer):
     return inputs + self.conv_out(h)
 
   def get_config(self):
-    return dict(super().get_config(), features=self.features)
+    return dict(super().get_config(), features=self.features,
+                dropout_rate=self.dropout_rate)
 
 
 def resnet_shift_and_log_scale(input_shape, output_channels,
                                hidden_channels=64, num_res_blocks=8,
-                               dtype=None, name='resnet'):
+                               dropout_rate=0., dtype=None, name='resnet'):
   """Builds the s/t network of an image coupling (Dinh et al., 2017, sec. 4.1).
 
   ```none
   input (H, W, C_in)
     -> weight-normed 3x3 conv to F features
-    -> B x [BN, ReLU, conv3x3, BN, ReLU, conv3x3] + skip      (ResidualBlock)
+    -> B x [BN, ReLU, conv3x3, BN, ReLU, (dropout), conv3x3] + skip
+                                                              (ResidualBlock)
     -> BN, ReLU
     -> weight-normed 3x3 conv to 2 * output_channels, zero-initialised
   output (H, W, 2 * output_channels): [raw log-scale | shift] on the last axis
@@ -155,6 +167,8 @@ def resnet_shift_and_log_scale(input_shape, output_channels,
       as many (raw log-scale, then shift).
     hidden_channels: F, features of the residual blocks.
     num_res_blocks: B, number of residual blocks.
+    dropout_rate: dropout inside every residual block in training mode
+      (default 0: none).
     dtype: Keras dtype policy, e.g. `'mixed_bfloat16'` for mixed precision
       (the coupling casts the output back to float32).
     name: model name.
@@ -170,7 +184,8 @@ def resnet_shift_and_log_scale(input_shape, output_channels,
   inputs = keras.Input(shape=tuple(input_shape), name=f'{name}_input')
   h = WeightNormConv2D(hidden_channels, 3, name='conv_in', dtype=dtype)(inputs)
   for i in range(num_res_blocks):
-    h = ResidualBlock(hidden_channels, name=f'block_{i}', dtype=dtype)(h)
+    h = ResidualBlock(hidden_channels, dropout_rate=dropout_rate,
+                      name=f'block_{i}', dtype=dtype)(h)
   h = _batch_norm('bn_out', dtype=dtype)(h)
   h = keras.layers.ReLU(dtype=dtype)(h)
   outputs = WeightNormConv2D(2 * output_channels, 3, zero_init=True,

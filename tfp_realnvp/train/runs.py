@@ -124,11 +124,12 @@ def flow_kwargs_from_config(config):
   """The keyword arguments of `make_flow` that `config.json` records (besides the shape).
 
   Keys absent from the configs of older runs take the values those runs had: no
-  labels, batch norm, no ActNorm, no 1x1 convolutions.
+  labels, batch norm, no ActNorm, no 1x1 convolutions, no dropout.
   """
   act_norm = bool(config.get('act_norm', False))
   kwargs = dict(num_scales=config['num_scales'], hidden_channels=config['hidden_channels'],
-                num_res_blocks=config['num_res_blocks'], batch_norm=not act_norm,
+                num_res_blocks=config['num_res_blocks'],
+                dropout_rate=float(config.get('dropout', 0.)), batch_norm=not act_norm,
                 act_norm=act_norm,
                 invertible_1x1_conv=bool(config.get('invertible_1x1_conv', False)))
   if config.get('conditional'):

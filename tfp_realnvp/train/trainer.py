@@ -961,12 +961,5 @@ def _images_and_labels(batch, num_classes, what):
     images, labels = batch
   else:
     images, labels = batch, None
-  if num_classes is not None and labels is None:
-    raise ValueError(
-        f'{what}: the flow is class-conditional (num_classes={num_classes}): it needs '
-        f'(images, labels) batches, e.g. image_pipeline(..., labels=test_labels); got '
-        f'images only.')
-  if num_classes is None and labels is not None:
-    raise ValueError(f'{what}: got (images, labels) batches, but the flow is not '
-                     f'class-conditional; leave the labels out.')
+  recipe.check_labels_for(num_classes, labels, what)
   return images, labels
