@@ -45,6 +45,11 @@ the running averages of every batch norm over N training batches (stored order, 
 flips) under the final weights, before the final evaluation and the export; the
 validation bits/dim before and after go into `metrics.json` (`recompute_batch_norm`).
 
+Small image sets (a few thousand images) overfit within a few hundred steps; two
+regularisers are off by default: `--random-shift P` moves each training image by one
+pixel with probability P, `--dropout R` drops activations inside the s/t networks'
+residual blocks in training steps (evaluation, sampling and the export never drop).
+
 Checkpoints go to `OUTPUT_DIR/checkpoints` every `--checkpoint-every` steps and at each
 epoch's end; `--resume` continues the run in OUTPUT_DIR from its newest checkpoint that
 loads, `--overwrite` moves an earlier run aside (`OUTPUT_DIR.replaced-<time>`) and
