@@ -8,10 +8,10 @@ import train_testlib as lib
 
 from tfp_realnvp.bits import bits_per_dim
 from tfp_realnvp.data import image_pipeline
+from tfp_realnvp.train import TrainConfig
+from tfp_realnvp.train import Trainer
 from tfp_realnvp.train import make_flow
 from tfp_realnvp.train import pick_strategy
-from tfp_realnvp.train import Trainer
-from tfp_realnvp.train import TrainConfig
 from tfp_realnvp.train import runs
 
 
