@@ -269,6 +269,8 @@ def test_arguments_of_the_other_kind_of_event_are_refused():
     RealNVPChain((4,), dropout_rate=0.1)
   with pytest.raises(ValueError, match=r'dropout_rate must be in \[0, 1\)'):
     RealNVPChain((8, 8, 1), dropout_rate=1., **TINY)
+  with pytest.raises(ValueError, match=r'dropout_rate must be in \[0, 1\)'):
+    RealNVPChain((8, 8, 1), hidden_channels=4, num_res_blocks=0, dropout_rate=-0.5)
   with pytest.raises(ValueError, match='class_conditional_prior needs num_classes'):
     RealNVPChain((4,), class_conditional_prior=True)
   with pytest.raises(ValueError, match='choose one'):

@@ -75,6 +75,13 @@ class _FusedBatchNormalization(keras.layers.BatchNormalization):
     return tf.cast(outputs, self.compute_dtype)
 
 
+def _checked_dropout_rate(rate):
+  rate = float(rate)
+  if not 0. <= rate < 1.:
+    raise ValueError(f'dropout_rate must be in [0, 1), got {rate}.')
+  return rate
+
+
 def _batch_norm(name, dtype=None):
   return _FusedBatchNormalization(
       momentum=BATCH_NORM_MOMENTUM, synchronized=True, name=name, dtype=dtype)
@@ -101,9 +108,7 @@ class ResidualBlock(keras.layers.Layer):
   def __init__(self, features, dropout_rate=0., **kwargs):
     super().__init__(**kwargs)
     self.features = int(features)
-    self.dropout_rate = float(dropout_rate)
-    if not 0. <= self.dropout_rate < 1.:
-      raise ValueError(f'dropout_rate must be in [0, 1), got {dropout_rate}.')
+    self.dropout_rate = _checked_dropout_rate(dropout_rate)
     dtype = self.dtype_policy
     self.norm_in = _batch_norm('bn_in', dtype=dtype)
     self.conv_in = WeightNormConv2D(self.features, 3, name='conv_in',
@@ -181,6 +186,8 @@ def resnet_shift_and_log_scale(input_shape, output_channels,
     raise ValueError(
         f'hidden_channels must be >= 1 and num_res_blocks >= 0, got '
         f'{hidden_channels} and {num_res_blocks}.')
+  # Checked here too: with no residual block nothing else would see the rate.
+  dropout_rate = _checked_dropout_rate(dropout_rate)
   inputs = keras.Input(shape=tuple(input_shape), name=f'{name}_input')
   h = WeightNormConv2D(hidden_channels, 3, name='conv_in', dtype=dtype)(inputs)
   for i in range(num_res_blocks):
