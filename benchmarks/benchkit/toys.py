@@ -7,6 +7,7 @@ our couplings' scales, clipping at 100). Score: held-out negative
 log-likelihood in nats per point.
 """
 
+import math
 import time
 
 from benchkit.environment import tf_modules
@@ -85,10 +86,14 @@ def our_model(seed=0, **kwargs):
 
 
 def train_and_score(model, train, test, steps=3000, batch_size=256,
-                    learning_rate=1e-3, decay=None, seed=0, l2_scale=5e-5):
+                    learning_rate=1e-3, decay=None, seed=0, l2_scale=5e-5,
+                    eval_every=250):
   """Trains `model` (from `tfp_model` / `our_model`); returns a dict of figures.
 
-  `decay='cosine'` decays the learning rate to 5% of it over the steps.
+  `decay='cosine'` decays the learning rate to 5% of it over the steps. The
+  held-out NLL is also taken every `eval_every` steps (`curve`), so that a run
+  that diverges says when, and what it had reached before (`diverged_by_step`,
+  `best_finite_test_nll`).
   """
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -103,19 +108,40 @@ def train_and_score(model, train, test, steps=3000, batch_size=256,
   step = maximum_likelihood_step(trained, keras.optimizers.Adam(rate),
                                  l2_variables=l2_variables, l2_scale=l2_scale)
   log_prob = tf.function(lambda x: dist.log_prob(x))
+
+  def held_out():
+    values = np.concatenate([log_prob(test[i:i + 5000]).numpy()
+                             for i in range(0, len(test), 5000)])
+    finite = np.isfinite(values)
+    # A point whose log-density is not finite (an unbounded scale overflowing)
+    # would make the mean NaN: it is counted apart and left out of the mean.
+    nll = -float(np.mean(values[finite])) if finite.any() else float('nan')
+    return nll, int(np.sum(~finite))
+
   batches = iter(data_lib.toy_pipeline(train, batch_size, seed=seed))
-  start = time.perf_counter()
-  for _ in range(steps):
-    last = step(next(batches))
-  seconds = time.perf_counter() - start
-  values = np.concatenate([log_prob(test[i:i + 5000]).numpy()
-                           for i in range(0, len(test), 5000)])
-  finite = np.isfinite(values)
-  # A point whose log-density is not finite (an unbounded scale overflowing)
-  # would make the mean NaN: it is counted apart and left out of the mean.
-  return dict(test_nll=-float(np.mean(values[finite])),
-              test_nonfinite=int(np.sum(~finite)),
-              train_nll_last_batch=float(last),
+  curve, seconds, diverged_by_step = [], 0., None
+  done = 0
+  while done < steps:
+    chunk = min(eval_every, steps - done)
+    start = time.perf_counter()
+    for _ in range(chunk):
+      last = step(next(batches))
+    float(last)
+    seconds += time.perf_counter() - start
+    done += chunk
+    nll, nonfinite = held_out()
+    curve.append(dict(step=done, test_nll=nll, test_nonfinite=nonfinite,
+                      train_nll_last_batch=float(last)))
+    if diverged_by_step is None and not (math.isfinite(nll)
+                                         and math.isfinite(float(last))):
+      diverged_by_step = done
+  finite_nlls = [c['test_nll'] for c in curve if math.isfinite(c['test_nll'])]
+  return dict(test_nll=curve[-1]['test_nll'],
+              test_nonfinite=curve[-1]['test_nonfinite'],
+              train_nll_last_batch=curve[-1]['train_nll_last_batch'],
+              diverged_by_step=diverged_by_step,
+              best_finite_test_nll=min(finite_nlls) if finite_nlls else None,
+              curve=curve,
               params=sum(int(np.prod(v.shape))
                          for v in trained.trainable_variables),
               seconds=seconds)
