@@ -27,7 +27,8 @@ Tasks (`--tasks`, default all), each model trained once, back to back:
   second time with regularisers the reference does not have, shown in rows
   of their own: one-pixel shifts of the training images
   (`image_pipeline(random_shift=P)`) and dropout in the s/t networks'
-  residual blocks (`RealNVPChain(dropout_rate=R)`).
+  residual blocks (`RealNVPChain(dropout_rate=R)`); `--digits-learning-rate`
+  sets that run's Adam step (default 1e-3).
 * `moons`: two moons (scikit-learn's `make_moons(noise=0.05)`, or
   `--moons-data moons` for the package's standardised toy; 20,000 training
   and 20,000 held-out points), `--moons-steps` steps (3000) of batch 256:
@@ -115,8 +116,11 @@ def run_image_task(args, name, budget, evals, folder):
   if name == 'digits' and (args.digits_random_shift or args.digits_dropout):
     out['regularisers'] = dict(random_shift=args.digits_random_shift,
                                dropout_rate=args.digits_dropout)
+    if args.digits_learning_rate != 1e-3:
+      out['regularisers']['learning_rate'] = args.digits_learning_rate
     train_ours('ours_regularised', args.digits_random_shift,
-               args.digits_dropout, f'tfp_realnvp, {regularisers(out)}')
+               args.digits_dropout, f'tfp_realnvp, {regularisers(out)}',
+               learning_rate=args.digits_learning_rate)
   return out
 
 
@@ -340,6 +344,8 @@ def main(argv=None):
   parser.add_argument('--digits-dropout', type=float, default=0.2,
                       help='and with this dropout rate in the residual blocks '
                       '(0: not)')
+  parser.add_argument('--digits-learning-rate', type=float, default=1e-3,
+                      help='and with Adam at this rate (default the paper\'s 1e-3)')
   parser.add_argument('--moons-steps', type=int, default=3000)
   parser.add_argument('--moons-data', default='sklearn_moons',
                       help="sklearn_moons (scikit-learn's make_moons, noise "
