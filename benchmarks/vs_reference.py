@@ -164,9 +164,8 @@ def run_moons(args):
         model, train, test, steps=args.moons_steps,
         learning_rate=args.moons_learning_rate, seed=args.seed,
         decay=None if args.moons_decay == 'none' else args.moons_decay)
-    print(f'moons: {label}: held-out NLL {moons_figure(out[label])} nats '
-          f'after {args.moons_steps} steps ({out[label]["seconds"]:.0f} s)',
-          flush=True)
+    print(f'moons: {label}: {args.moons_steps} steps ({out[label]["seconds"]:.0f} s), '
+          f'held-out NLL in nats: {moons_figure(out[label])}', flush=True)
   return out
 
 
@@ -261,7 +260,9 @@ def moons_ratio(t):
 
 
 def markdown(results):
-  lines = ['| task | chrischute/real-nvp (PyTorch) | tfp_realnvp | '
+  ours_name = ('tfp_realnvp (s/t networks in mixed bfloat16)'
+               if results.get('precision') else 'tfp_realnvp')
+  lines = [f'| task | chrischute/real-nvp (PyTorch) | {ours_name} | '
            'ratio (ours / reference) |', '|---|---|---|---:|']
   tasks = results['tasks']
   if 'fashion' in tasks:
@@ -391,7 +392,7 @@ def main(argv=None):
                  machine=environment.machine_info(),
                  reference_commit=(environment.git_commit(args.reference_dir)
                                    if args.reference_dir else None),
-                 tasks={})
+                 precision=args.precision, tasks={})
   name = f'vs_reference{"-" + args.tag if args.tag else ""}'
   for task in tasks:
     if task == 'fashion':

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tfp_realnvp.architectures import build_image_flow
 from tfp_realnvp.architectures import build_vector_flow
+from tfp_realnvp.architectures import walk_steps
 from tfp_realnvp.architectures.normalization import Steps
 from tfp_realnvp.bijectors.act_norm import ActNorm
 from tfp_realnvp.bijectors.class_conditional_affine import ClassConditionalAffine
@@ -293,14 +294,7 @@ class RealNVPChain(FlowBijector):
 
   def _walk(self):
     """Yields every step, depth first, in the paper's order."""
-    pending = list(self._flow.steps)
-    while pending:
-      step = pending.pop(0)
-      yield step
-      if isinstance(step, FlowSequence):
-        pending = list(step.steps) + pending
-      elif isinstance(step, FactorOut):
-        pending = [step.bijector] + pending
+    return walk_steps(self._flow.steps)
 
   def summary(self):
     """A text listing of the steps with their event shapes, data first."""

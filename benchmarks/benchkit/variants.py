@@ -128,71 +128,46 @@ def assembled_model(event_shape, num_scales=2, hidden_channels=32,
                     seed=0):
   """The package's multi-scale architecture with another s/t network.
 
-  Same steps and order as `RealNVPChain` (logit, then per scale 3
-  checkerboard couplings, squeeze, 3 channel couplings, factor-out; 4
-  checkerboard couplings at the last scale; optional invertible batch norm
-  after every coupling). `network` names a builder of `NETWORKS`;
+  `architectures.build_image_flow`, as `RealNVPChain` builds it, with its
+  `network` factory set: `network` names a builder of `NETWORKS`;
   `channel_width` multiplies the features of the channel couplings (the
-  reference doubles them: their input is the squeezed image).
+  reference doubles them: their input is the squeezed image); the reference's
+  shape doubles the input of checkerboard couplings (half of it is zeros).
   """
   import keras  # pylint: disable=g-import-not-at-top
 
+  from tfp_realnvp import architectures  # pylint: disable=g-import-not-at-top
   from tfp_realnvp import bijectors as tfb_rnvp  # pylint: disable=g-import-not-at-top
+  from tfp_realnvp.architectures.normalization import Steps  # pylint: disable=g-import-not-at-top
+  from tfp_realnvp.chain import IMAGE_DEFAULTS  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
   builder = NETWORKS[network]
-  network_kwargs = dict(network_kwargs or {})
-  couplings, norms = [], []
 
-  def block(shape, mask_type, count, features, prefix):
-    steps = []
-    for k in range(count):
-      if mask_type == 'checkerboard':
-        cond, out = shape, shape[-1]
-      else:
-        cond, out = shape[:-1] + (shape[-1] // 2,), shape[-1] // 2
-      kwargs = dict(network_kwargs)
-      if network == 'skip' and mask_type == 'checkerboard':
-        kwargs.setdefault('double_input', True)
-      net = builder(cond, out, features, num_res_blocks,
-                    name=f'{prefix}_{mask_type}_{k}_net', **kwargs)
-      coupling = tfb_rnvp.MaskedAffineCoupling(
-          shape, mask_type=mask_type, parity=k % 2, network=net,
-          name=f'{prefix}_{mask_type}_coupling_{k}')
-      couplings.append(coupling)
-      steps.append(coupling)
-      if batch_norm:
-        bn = tfb_rnvp.InvertibleBatchNorm(
-            shape, momentum=batch_norm_momentum,
-            name=f'{prefix}_batch_norm_{mask_type}_{k}')
-        norms.append(bn)
-        steps.append(bn)
-    return steps
+  def build_network(input_shape, output_channels, features, mask_type, name):
+    kwargs = dict(network_kwargs or {})
+    if network == 'skip' and mask_type == 'checkerboard':
+      kwargs.setdefault('double_input', True)
+    if mask_type == 'channel':
+      features *= channel_width
+    return builder(input_shape, output_channels, features, num_res_blocks,
+                   name=name, **kwargs)
 
-  height, width, channels = event_shape
-  inner = None
-  for i in reversed(range(num_scales)):
-    shape = (height >> i, width >> i, channels << i)
-    features = hidden_channels << i
-    prefix = f'scale_{i}'
-    if i == num_scales - 1:
-      steps = block(shape, 'checkerboard', 4, features, prefix)
-    else:
-      squeeze = tfb_rnvp.Squeeze(shape, name=f'{prefix}_squeeze')
-      squeezed = squeeze.latent_shape
-      steps = (block(shape, 'checkerboard', 3, features, prefix) + [squeeze]
-               + block(squeezed, 'channel', 3, features * channel_width,
-                       prefix)
-               + [tfb_rnvp.FactorOut(inner, squeezed,
-                                     name=f'{prefix}_factor_out'),
-                  tfb_rnvp.Inverted(squeeze, name=f'{prefix}_unsqueeze')])
-    inner = tfb_rnvp.FlowSequence(steps, event_ndims=3, name=prefix)
-  logit = tfb_rnvp.LogitTransform(event_ndims=3)
-  flow = tfb_rnvp.FlowSequence([logit, inner], event_ndims=3,
+  logit, scales = architectures.build_image_flow(
+      tuple(event_shape), num_scales, hidden_channels, num_res_blocks,
+      dropout_rate=0., logit_alpha=IMAGE_DEFAULTS['logit_alpha'],
+      normalization=Steps(batch_norm=batch_norm,
+                          batch_norm_momentum=batch_norm_momentum),
+      network_dtype=None, num_classes=None, validate_args=False,
+      network=build_network)
+  flow = tfb_rnvp.FlowSequence([logit, scales[0]], event_ndims=3,
                                name='assembled_real_nvp')
-  # The scales were built innermost first: the paper's order is outermost
-  # first, which only matters for listing.
-  return ImageModel(flow, distribution(flow, event_shape), tuple(couplings),
-                    tuple(norms), tuple(c.network for c in couplings),
+  steps = tuple(architectures.walk_steps(flow.steps))
+  couplings = tuple(s for s in steps
+                    if isinstance(s, tfb_rnvp.MaskedAffineCoupling))
+  norms = tuple(s for s in steps
+                if isinstance(s, tfb_rnvp.InvertibleBatchNorm))
+  return ImageModel(flow, distribution(flow, event_shape), couplings, norms,
+                    tuple(c.network for c in couplings),
                     tuple(c.scale for c in couplings))
 
 

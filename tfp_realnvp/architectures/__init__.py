@@ -6,6 +6,7 @@ of the paper is visible in one short function each.
 
 from tfp_realnvp.architectures.image import build_image_flow
 from tfp_realnvp.architectures.image import check_image_shape
+from tfp_realnvp.architectures.image import walk_steps
 from tfp_realnvp.architectures.vector import build_vector_flow
 
-__all__ = ['build_image_flow', 'build_vector_flow', 'check_image_shape']
+__all__ = ['build_image_flow', 'build_vector_flow', 'check_image_shape', 'walk_steps']

@@ -10,11 +10,12 @@ from tfp_realnvp.bijectors.logit_transform import LogitTransform
 from tfp_realnvp.bijectors.masked_affine_coupling import MaskedAffineCoupling
 from tfp_realnvp.bijectors.squeeze import Squeeze
 
-__all__ = ['build_image_flow', 'check_image_shape']
+__all__ = ['build_image_flow', 'check_image_shape', 'walk_steps']
 
 
 def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, dropout_rate,
-                     logit_alpha, normalization, network_dtype, num_classes, validate_args):
+                     logit_alpha, normalization, network_dtype, num_classes, validate_args,
+                     network=None):
   """`(logit, scales)`: the preprocessing and the scales' `FlowSequence`s, outermost first.
 
   In the paper's order (data to latent), for `num_scales = S` and features `F`:
@@ -30,21 +31,34 @@ def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, d
 
   `scales[0]` holds `scales[1]` inside its factor-out, and so on. `normalization` is a
   `normalization.Steps` (the batch norm after each coupling, or Glow's layers).
+
+  `network=None` gives every coupling the paper's ResNet
+  (`nets.resnet_shift_and_log_scale` with `num_res_blocks`, `dropout_rate` and
+  `network_dtype`). Another s/t network comes from a factory
+  `network(input_shape, output_channels, features=F, mask_type=M, name=N) -> model`,
+  called once per coupling with the scale's features `F` and the coupling's mask type.
   """
   check_image_shape(event_shape, num_scales)
   height, width, channels = event_shape
 
+  if network is None:
+    def network(input_shape, output_channels, features, mask_type, name):
+      del mask_type
+      return nets.resnet_shift_and_log_scale(
+          input_shape, output_channels, hidden_channels=features,
+          num_res_blocks=num_res_blocks, dropout_rate=dropout_rate, dtype=network_dtype,
+          name=name)
+
   def couplings(shape, mask_type, count, features, prefix):
-    network = functools.partial(nets.resnet_shift_and_log_scale,
-                                hidden_channels=features, num_res_blocks=num_res_blocks,
-                                dropout_rate=dropout_rate, dtype=network_dtype)
     steps = []
     for k in range(count):
       name = f'{prefix}_{mask_type}_coupling_{k}'
       steps += normalization.before_coupling(shape, name)
       steps.append(MaskedAffineCoupling(
           shape, mask_type=mask_type, parity=k % 2, num_classes=num_classes,
-          network=functools.partial(network, name=f'{name}_net'), name=name))
+          network=functools.partial(network, features=features, mask_type=mask_type,
+                                    name=f'{name}_net'),
+          name=name))
       steps += normalization.after_coupling(shape, f'{prefix}_', f'{mask_type}_{k}')
     return steps
 
@@ -68,6 +82,18 @@ def build_image_flow(event_shape, num_scales, hidden_channels, num_res_blocks, d
     scales[i] = inner
   logit = LogitTransform(event_ndims=3, alpha=logit_alpha, validate_args=validate_args)
   return logit, scales
+
+
+def walk_steps(steps):
+  """Yields every step of `steps` and of the sequences and factor-outs inside, data first."""
+  pending = list(steps)
+  while pending:
+    step = pending.pop(0)
+    yield step
+    if isinstance(step, FlowSequence):
+      pending = list(step.steps) + pending
+    elif isinstance(step, FactorOut):
+      pending = [step.bijector] + pending
 
 
 def check_image_shape(event_shape, num_scales):

@@ -82,6 +82,19 @@ def _checked_dropout_rate(rate):
   return rate
 
 
+def _philox_dropout(x, rate, seed_generator):
+  """Inverted dropout of `x` (training mode) with a mask seeded by `seed_generator`.
+
+  The mask is drawn with Philox from the seed generator of the block's Keras `Dropout`
+  (tracked and checkpointed as before). Keras's own dropout lets TensorFlow pick the
+  algorithm, which XLA compiles on CPU into a training step about 5x slower than
+  without dropout; with Philox a step costs the same under XLA as in graph mode.
+  """
+  seed = tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
+  keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, alg='philox') >= rate
+  return tf.where(keep, x / tf.cast(1. - rate, x.dtype), tf.zeros_like(x))
+
+
 def _batch_norm(name, dtype=None):
   return _FusedBatchNormalization(
       momentum=BATCH_NORM_MOMENTUM, synchronized=True, name=name, dtype=dtype)
@@ -132,7 +145,7 @@ class ResidualBlock(keras.layers.Layer):
       h = self.conv_in(h)
       h = keras.ops.relu(self.norm_out(h, training=training))
       if self.dropout_rate:
-        h = self.dropout(h, training=training)
+        h = _philox_dropout(h, self.dropout_rate, self.dropout.seed_generator)
     else:
       # relu(bn(conv(h) + b)) with bn(u) = u * scale + shift (running stats).
       scale, shift = self.norm_out.affine()
