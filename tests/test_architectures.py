@@ -53,12 +53,12 @@ def test_a_network_factory_builds_every_coupling_with_its_scale_and_mask():
 
 def test_walk_steps_yields_the_chains_steps_in_the_papers_order():
   chain = RealNVPChain((8, 8, 1), num_scales=2, hidden_channels=4, num_res_blocks=1)
-  names = [s.name for s in architectures.walk_steps(chain.steps)]
+  steps = list(architectures.walk_steps(chain.steps))
+  names = [s.name for s in steps]
   first_inner = names.index('scale_1_checkerboard_coupling_0')
   assert names.index('scale_0_checkerboard_coupling_2') < names.index('scale_0_squeeze')
   assert names.index('scale_0_channel_coupling_2') < names.index('scale_0_factor_out')
   assert names.index('scale_0_factor_out') < first_inner < names.index('scale_0_unsqueeze')
-  steps = list(architectures.walk_steps(chain.steps))
   assert [s.name for s in steps if isinstance(s, MaskedAffineCoupling)] == [
       c.name for c in chain.couplings]
   assert sum(isinstance(s, InvertibleBatchNorm) for s in steps) == 10

@@ -83,12 +83,12 @@ def _checked_dropout_rate(rate):
 
 
 def _philox_dropout(x, rate, seed_generator):
-  """Inverted dropout of `x` (training mode) with a mask seeded by `seed_generator`.
+  """Inverted dropout of `x` (training mode), its mask drawn with Philox.
 
-  The mask is drawn with Philox from the seed generator of the block's Keras `Dropout`
-  (tracked and checkpointed as before). Keras's own dropout lets TensorFlow pick the
-  algorithm, which XLA compiles on CPU into a training step about 5x slower than
-  without dropout; with Philox a step costs the same under XLA as in graph mode.
+  The random state is the `keras.random.SeedGenerator` of the block's Keras `Dropout`
+  layer, tracked and checkpointed with the block. Keras's own dropout lets TensorFlow
+  pick the algorithm, which XLA compiles on CPU into a training step about 5x slower
+  than without dropout; with Philox a step costs the same under XLA as in graph mode.
   """
   seed = tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
   keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, alg='philox') >= rate
