@@ -126,6 +126,30 @@ VARIANTS = {
                                 dict(random_shift=0.5, learning_rate=2e-3)),
     'shift0.25_drop0.2': ('one-pixel moves (0.25) and dropout 0.2',
                           dict(dropout_rate=0.2), dict(random_shift=0.25)),
+    'cosine': ('learning rate annealed to 1% over the run (cosine)', {},
+               dict(decay='cosine')),
+    'lr2e-3_cosine': ('Adam 2e-3 annealed to 1% over the run (cosine)', {},
+                      dict(learning_rate=2e-3, decay='cosine')),
+    'shift0.25_drop0.2_lr2e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 2e-3',
+                                 dict(dropout_rate=0.2),
+                                 dict(random_shift=0.25, learning_rate=2e-3)),
+    'shift0.25_drop0.2_lr2e-3_cosine': (
+        'one-pixel moves (0.25), dropout 0.2, Adam 2e-3 annealed (cosine)',
+        dict(dropout_rate=0.2),
+        dict(random_shift=0.25, learning_rate=2e-3, decay='cosine')),
+    'shift0.25_drop0.2_lr2e-3_bf16': (
+        'one-pixel moves (0.25), dropout 0.2, Adam 2e-3, bfloat16 s/t networks',
+        dict(dropout_rate=0.2, precision='bfloat16'),
+        dict(random_shift=0.25, learning_rate=2e-3)),
+    'shift0.25_drop0.2_lr3e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 3e-3',
+                                 dict(dropout_rate=0.2),
+                                 dict(random_shift=0.25, learning_rate=3e-3)),
+    'shift0.25_drop0.1_lr2e-3': ('one-pixel moves (0.25), dropout 0.1, Adam 2e-3',
+                                 dict(dropout_rate=0.1),
+                                 dict(random_shift=0.25, learning_rate=2e-3)),
+    'shift0.25_drop0.2_lr5e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 5e-3',
+                                 dict(dropout_rate=0.2),
+                                 dict(random_shift=0.25, learning_rate=5e-3)),
     'reference': ('chrischute/real-nvp (PyTorch)', dict(reference=True), {}),
 }
 
@@ -190,9 +214,12 @@ def run_variant(name, args, data, seed):
   model, train_kwargs = build(name, args, data)
   learning_rate = train_kwargs.pop('learning_rate', args.learning_rate)
   warmup = train_kwargs.pop('warmup_steps', 0)
-  if warmup:
+  decay = train_kwargs.pop('decay', 'none')
+  if warmup or decay != 'none':
     from tfp_realnvp.train import WarmupDecay  # pylint: disable=g-import-not-at-top
-    learning_rate = WarmupDecay(learning_rate, warmup_steps=warmup)
+    learning_rate = WarmupDecay(
+        learning_rate, warmup_steps=warmup, decay=decay,
+        decay_steps=None if decay == 'none' else args.steps - warmup)
   l2_variables = None
   if train_kwargs.pop('l2_gains', False):
     gains = [w.value for net in model.networks for w in net.weights

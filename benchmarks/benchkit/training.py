@@ -18,6 +18,7 @@ import typing
 from benchkit.environment import tf_modules
 
 TEST_NOISE_SEED = 123
+ANNEAL_FLOOR = 0.01  # `train(anneal=True)` ends at this fraction of the rate.
 
 
 @dataclasses.dataclass
@@ -134,7 +135,7 @@ def bits_from_nll(nll, dims, num_levels):
 def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
           seed=0, learning_rate=1e-3, l2_scale=5e-5, clip_norm=100.,
           ema_decays=(), jit_compile=False, eval_fn=None, log=print,
-          label='ours', weight_decay=0., random_shift=0.):
+          label='ours', weight_decay=0., random_shift=0., anneal=False):
   """Trains `model` (a `benchkit.variants.ImageModel`) and returns the curve.
 
   Args:
@@ -147,6 +148,11 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
     batch_size: images per step.
     seed: seed of the batches (order and noise).
     learning_rate: a float or a Keras schedule for Adam.
+    anneal: lowers a float `learning_rate` along a cosine to 1% of it over the
+      run: `lr = lr0 * (0.01 + 0.99 * (1 + cos(pi * p)) / 2)` with `p` the
+      fraction of the steps, or of the budget's seconds, already trained (the
+      `decay='cosine'` of `tfp_realnvp.train.WarmupDecay`, by time when the
+      run is a budget).
     l2_scale, clip_norm: the paper's L2 on the scales and gradient clipping.
     ema_decays: also evaluate Polyak averages of the weights with these
       decays (`test_bpd_ema_<decay>` in each point).
@@ -171,6 +177,8 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
   from tfp_realnvp.train import maximum_likelihood_step  # pylint: disable=g-import-not-at-top
   if (steps is None) == (budget is None):
     raise ValueError('give exactly one of steps and budget')
+  if anneal and not isinstance(learning_rate, (int, float)):
+    raise ValueError('anneal needs a float learning_rate')
   optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
                if weight_decay else keras.optimizers.Adam(learning_rate))
   step = maximum_likelihood_step(
@@ -206,6 +214,11 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
         f'{curve[0]["test_bpd"]:.3f}')
   by_steps = steps is not None
   total = steps if by_steps else budget
+
+  def set_learning_rate():
+    done = min(1., (count if by_steps else trained) / total)
+    optimizer.learning_rate.assign(learning_rate * (
+        ANNEAL_FLOOR + (1. - ANNEAL_FLOOR) * 0.5 * (1. + math.cos(math.pi * done))))
   marks = [total * (i + 1) / evals for i in range(evals)]
   trained = cpu = 0.
   count, recent = 1, []
@@ -213,6 +226,8 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
     while (count if by_steps else trained) < mark:
       x = next(stream)
       t0, c0 = time.perf_counter(), time.process_time()
+      if anneal:
+        set_learning_rate()
       recent.append(step(x))  # Read back only at evaluations.
       for avg in averages:
         avg.update()
