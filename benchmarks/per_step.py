@@ -150,6 +150,10 @@ VARIANTS = {
     'shift0.25_drop0.2_lr5e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 5e-3',
                                  dict(dropout_rate=0.2),
                                  dict(random_shift=0.25, learning_rate=5e-3)),
+    'shift0.25_drop0.2_lr3e-3_cosine': (
+        'one-pixel moves (0.25), dropout 0.2, Adam 3e-3 annealed (cosine)',
+        dict(dropout_rate=0.2),
+        dict(random_shift=0.25, learning_rate=3e-3, decay='cosine')),
     'reference': ('chrischute/real-nvp (PyTorch)', dict(reference=True), {}),
 }
 
@@ -287,9 +291,10 @@ def table(runs, steps):
   extra_keys = sorted({k for r in runs for k in r['curve'][-1]
                        if k.startswith('test_bpd_') and
                        isinstance(r['curve'][-1][k], float)})
-  head = ('| variant | params | conv GFLOP/img | seeds | test bpd at step '
-          f'{steps} (mean) | per seed | vs baseline | best on curve | '
-          + ' | '.join(extra_keys) + (' |' if extra_keys else '|'))
+  head = '| ' + ' | '.join(
+      ['variant', 'params', 'conv GFLOP/img', 'seeds',
+       f'test bpd at step {steps} (mean)', 'per seed', 'vs baseline',
+       'best on curve'] + extra_keys) + ' |'
   lines = [head, '|' + '---|' * (8 + len(extra_keys))]
   for name, group in by_name.items():
     finals = [r['curve'][-1]['test_bpd'] for r in group]
@@ -301,11 +306,12 @@ def table(runs, steps):
       values = [v for v in values if v is not None]
       extras.append(f'{sum(values) / len(values):.3f}' if values else '-')
     delta = f'{mean - base_final:+.3f}' if base_final is not None else '-'
-    lines.append(
-        f'| {name}: {group[0]["description"]} | {group[0]["params"] / 1e6:.2f}M'
-        f' | {group[0]["conv_gflops_per_image"]:.3f} | {len(group)} | '
-        f'{mean:.3f} | {" / ".join(f"{v:.3f}" for v in finals)} | {delta} | '
-        f'{best:.3f} | ' + ' | '.join(extras) + (' |' if extras else ''))
+    lines.append('| ' + ' | '.join(
+        [f'{name}: {group[0]["description"]}',
+         f'{group[0]["params"] / 1e6:.2f}M',
+         f'{group[0]["conv_gflops_per_image"]:.3f}', str(len(group)),
+         f'{mean:.3f}', ' / '.join(f'{v:.3f}' for v in finals), delta,
+         f'{best:.3f}'] + extras) + ' |')
   return '\n'.join(lines)
 
 
