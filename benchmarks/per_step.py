@@ -39,6 +39,22 @@ from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import reference as reference_lib  # pylint: disable=wrong-import-position
 from benchkit import results as results_io  # pylint: disable=wrong-import-position
 
+
+def regularised(shift, dropout, learning_rate, decay='none', precision=None):
+  """A variant with one-pixel shifts, dropout and its own Adam step."""
+  words = [f'one-pixel moves ({shift:g}), dropout {dropout:g}, Adam '
+           f'{learning_rate:g}' + (f' annealed ({decay})' if decay != 'none'
+                                   else '')]
+  model_kwargs = dict(dropout_rate=dropout)
+  if precision:
+    words.append(f'{precision} s/t networks')
+    model_kwargs['precision'] = precision
+  train_kwargs = dict(random_shift=shift, learning_rate=learning_rate)
+  if decay != 'none':
+    train_kwargs['decay'] = decay
+  return ', '.join(words), model_kwargs, train_kwargs
+
+
 # name -> (description, model kwargs, training kwargs). Model kwargs with
 # 'assembled' build `variants.assembled_model`, else `variants.package_model`.
 VARIANTS = {
@@ -130,30 +146,14 @@ VARIANTS = {
                dict(decay='cosine')),
     'lr2e-3_cosine': ('Adam 2e-3 annealed to 1% over the run (cosine)', {},
                       dict(learning_rate=2e-3, decay='cosine')),
-    'shift0.25_drop0.2_lr2e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 2e-3',
-                                 dict(dropout_rate=0.2),
-                                 dict(random_shift=0.25, learning_rate=2e-3)),
-    'shift0.25_drop0.2_lr2e-3_cosine': (
-        'one-pixel moves (0.25), dropout 0.2, Adam 2e-3 annealed (cosine)',
-        dict(dropout_rate=0.2),
-        dict(random_shift=0.25, learning_rate=2e-3, decay='cosine')),
-    'shift0.25_drop0.2_lr2e-3_bf16': (
-        'one-pixel moves (0.25), dropout 0.2, Adam 2e-3, bfloat16 s/t networks',
-        dict(dropout_rate=0.2, precision='bfloat16'),
-        dict(random_shift=0.25, learning_rate=2e-3)),
-    'shift0.25_drop0.2_lr3e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 3e-3',
-                                 dict(dropout_rate=0.2),
-                                 dict(random_shift=0.25, learning_rate=3e-3)),
-    'shift0.25_drop0.1_lr2e-3': ('one-pixel moves (0.25), dropout 0.1, Adam 2e-3',
-                                 dict(dropout_rate=0.1),
-                                 dict(random_shift=0.25, learning_rate=2e-3)),
-    'shift0.25_drop0.2_lr5e-3': ('one-pixel moves (0.25), dropout 0.2, Adam 5e-3',
-                                 dict(dropout_rate=0.2),
-                                 dict(random_shift=0.25, learning_rate=5e-3)),
-    'shift0.25_drop0.2_lr3e-3_cosine': (
-        'one-pixel moves (0.25), dropout 0.2, Adam 3e-3 annealed (cosine)',
-        dict(dropout_rate=0.2),
-        dict(random_shift=0.25, learning_rate=3e-3, decay='cosine')),
+    'shift0.25_drop0.2_lr2e-3': regularised(0.25, 0.2, 2e-3),
+    'shift0.25_drop0.2_lr2e-3_cosine': regularised(0.25, 0.2, 2e-3, 'cosine'),
+    'shift0.25_drop0.2_lr2e-3_bf16': regularised(0.25, 0.2, 2e-3,
+                                                 precision='bfloat16'),
+    'shift0.25_drop0.2_lr3e-3': regularised(0.25, 0.2, 3e-3),
+    'shift0.25_drop0.2_lr3e-3_cosine': regularised(0.25, 0.2, 3e-3, 'cosine'),
+    'shift0.25_drop0.2_lr5e-3': regularised(0.25, 0.2, 5e-3),
+    'shift0.25_drop0.1_lr2e-3': regularised(0.25, 0.1, 2e-3),
     'reference': ('chrischute/real-nvp (PyTorch)', dict(reference=True), {}),
 }
 
