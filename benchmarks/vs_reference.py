@@ -137,13 +137,18 @@ def run_image_task(args, name, budget, evals, folder):
       train_ours('ours_regularised', args.digits_random_shift,
                  args.digits_dropout, label,
                  learning_rate=args.digits_learning_rate)
-    for seconds in (args.budgets if args.digits_anneal else ()):
+    for seconds in (digits_budgets(args) if args.digits_anneal else ()):
       # An annealed run ends at its budget: one run per budget.
       train_ours(f'ours_regularised_{seconds:g}', args.digits_random_shift,
                  args.digits_dropout, f'{label}, annealed over {seconds:g} s',
                  learning_rate=args.digits_learning_rate, anneal=True,
                  seconds=seconds)
   return out
+
+
+def digits_budgets(args):
+  """The digits task's budgets in seconds, shortest first."""
+  return sorted(float(b) for b in args.digits_budgets.split(','))
 
 
 def regularisers(task):
@@ -314,7 +319,7 @@ def markdown(results):
     runs = [('ours', '')]
     if 'ours_regularised' in t:
       runs.append(('ours_regularised', f'; ours with `{regularisers(t)}`'))
-    if 'ours_regularised_' + f'{t["budgets"][0]:g}' in t:
+    if f'ours_regularised_{t["budgets"][0]:g}' in t:
       runs.append(('ours_regularised', f'; ours with `{regularisers(t)}`, '
                    'annealed over the budget'))
     for key, what in runs:
@@ -441,8 +446,7 @@ def main(argv=None):
       out = run_image_task(args, 'fashion_mnist', args.fashion_budget,
                            args.fashion_evals, folder)
     elif task == 'digits':
-      budgets = sorted(float(b) for b in args.digits_budgets.split(','))
-      args.budgets = budgets
+      budgets = digits_budgets(args)
       out = run_image_task(args, 'digits', budgets[-1], args.digits_evals,
                            folder)
       out['budgets'] = budgets

@@ -214,11 +214,11 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
         f'{curve[0]["test_bpd"]:.3f}')
   by_steps = steps is not None
   total = steps if by_steps else budget
-
-  def set_learning_rate():
-    done = min(1., (count if by_steps else trained) / total)
-    optimizer.learning_rate.assign(learning_rate * (
-        ANNEAL_FLOOR + (1. - ANNEAL_FLOOR) * 0.5 * (1. + math.cos(math.pi * done))))
+  if anneal:
+    from tfp_realnvp.train import WarmupDecay  # pylint: disable=g-import-not-at-top
+    # Progress in steps, or in seconds of training: decay_steps is the run's length.
+    annealed = WarmupDecay(learning_rate, decay='cosine', decay_steps=max(1, round(total)),
+                           final_fraction=ANNEAL_FLOOR)
   marks = [total * (i + 1) / evals for i in range(evals)]
   trained = cpu = 0.
   count, recent = 1, []
@@ -227,7 +227,7 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
       x = next(stream)
       t0, c0 = time.perf_counter(), time.process_time()
       if anneal:
-        set_learning_rate()
+        optimizer.learning_rate.assign(annealed(count if by_steps else trained))
       recent.append(step(x))  # Read back only at evaluations.
       for avg in averages:
         avg.update()
