@@ -89,6 +89,33 @@ def test_dropout_reaches_every_residual_block_and_the_config(tmp_path, monkeypat
   assert blocks and {block.dropout_rate for block in blocks} == {0.25}
 
 
+@pytest.mark.parametrize('flags, to_deadline', [
+    (['--decay', 'cosine', '--time-limit', '10'], True),
+    (['--time-limit', '10'], False),
+    (['--decay', 'cosine'], False),
+])
+def test_decay_follows_the_time_limit(tmp_path, monkeypatch, flags, to_deadline):
+  calls = []
+  fit = cli_train.Trainer.fit
+
+  def recording_fit(self, *args, **kwargs):
+    calls.append((kwargs['max_seconds'], kwargs['decay_to_deadline']))
+    return fit(self, *args, **kwargs)
+
+  monkeypatch.setattr(cli_train.Trainer, 'fit', recording_fit)
+  assert cli_train.main(TINY + flags + ['--output-dir', str(tmp_path / 'run')]) == 0
+  assert calls == [(600. if '--time-limit' in flags else None, to_deadline)]
+
+
+def test_decay_by_the_clock_is_refused_on_a_cluster(tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(cli_train, 'worker_id', lambda strategy: ('worker', 0))
+  out = tmp_path / 'run'
+  assert cli_train.main(TINY + ['--decay', 'cosine', '--time-limit', '10',
+                                '--output-dir', str(out)]) == 2
+  assert '--time-limit' in _error_line(capsys)
+  assert not out.exists()
+
+
 def _write_idx_gz(folder, corrupt=False):
   import gzip  # pylint: disable=g-import-not-at-top
   header = bytes([0, 0, 8, 3]) + np.array([40, 8, 8], '>u4').tobytes()

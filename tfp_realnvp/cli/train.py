@@ -54,11 +54,13 @@ Checkpoints go to `OUTPUT_DIR/checkpoints` every `--checkpoint-every` steps and 
 epoch's end; `--resume` continues the run in OUTPUT_DIR from its newest checkpoint that
 loads, `--overwrite` moves an earlier run aside (`OUTPUT_DIR.replaced-<time>`) and
 starts afresh, and `--time-limit MINUTES` ends the training early (with the same
-end-of-epoch evaluation, checkpoint and export). A diverging run goes back to its last
-good checkpoint with half the learning rate, at most 5 times; then it stops with exit
-code 1 and names that checkpoint. Bad flags, unreadable data and a run folder in use
-or in the way stop it before anything is written, with exit code 2 and one line naming
-the flag or file (`--debug` adds the traceback).
+end-of-epoch evaluation, checkpoint and export); with `--decay`, the decay then also
+follows the clock and ends at the time limit if that comes before the run's last step (a
+resumed run takes its decay up from its step and spends the rest over its own limit). A
+diverging run goes back to its last good checkpoint with half the learning rate, at most
+5 times; then it stops with exit code 1 and names that checkpoint. Bad flags, unreadable
+data and a run folder in use or in the way stop it before anything is written, with exit
+code 2 and one line naming the flag or file (`--debug` adds the traceback).
 
 ```
 python examples/train_mnist.py                         # a few minutes on 2 CPU cores
@@ -98,6 +100,7 @@ from tfp_realnvp.train.run_lock import RunLockedError
 from tfp_realnvp.train.strategy import describe_strategy
 from tfp_realnvp.train.strategy import is_chief
 from tfp_realnvp.train.strategy import pick_strategy
+from tfp_realnvp.train.strategy import worker_id
 from tfp_realnvp.train.trainer import Trainer
 
 __all__ = ['CONDITIONAL_PER_EPOCH_KEYS', 'PER_EPOCH_KEYS', 'build_parser', 'main']
@@ -162,7 +165,9 @@ def build_parser():
                    help='global batch, split over the replicas')
   opt.add_argument('--lr', type=common.positive_float, default=recipe.LEARNING_RATE)
   opt.add_argument('--warmup-steps', type=common.count, default=0)
-  opt.add_argument('--decay', choices=('none', 'cosine', 'exponential'), default='none')
+  opt.add_argument('--decay', choices=('none', 'cosine', 'exponential'), default='none',
+                   help='learning-rate decay over the run\'s steps after the warm-up, or '
+                        'over --time-limit when that ends the run first')
   opt.add_argument('--l2', type=common.non_negative_float, default=recipe.L2_SCALE,
                    help='L2 penalty on the s-scale parameters')
   opt.add_argument('--clip-norm', type=common.non_negative_float,
@@ -329,6 +334,11 @@ def _build_trainer(args, config, strategy, steps_per_epoch):
   if args.batch_size % replicas:
     raise common.CLIError(f'--batch-size {args.batch_size} does not split evenly over '
                           f'{replicas} replicas; use a multiple of {replicas}.')
+  if (args.decay != 'none' and args.time_limit is not None
+      and worker_id(strategy)[0] is not None):
+    raise common.CLIError(f'--decay {args.decay} with --time-limit decays by this '
+                          'machine\'s clock, which the workers of a cluster do not share; '
+                          'drop --time-limit and set --epochs for the decay.')
   try:
     return Trainer(runs.flow_fn_from_config(config), tuple(config['image_shape']),
                    train_config, num_levels=config['num_levels'], strategy=strategy,
@@ -531,6 +541,7 @@ class _Run:
           epochs=args.epochs, steps_per_epoch=steps_per_epoch,
           validation_fn=validation_fn, on_epoch_end=self.on_epoch_end,
           max_seconds=None if args.time_limit is None else 60. * args.time_limit,
+          decay_to_deadline=args.time_limit is not None and args.decay != 'none',
           progress='none' if args.quiet else args.progress, log_every=args.log_every)
     except RunUnhealthyError as err:
       if not self.chief:

@@ -15,11 +15,16 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
   ```none
   warmup(step) = min(1, (step + 1) / warmup_steps)          (1 if warmup_steps = 0)
-  p            = clip((step - warmup_steps) / decay_steps, 0, 1)
+  p            = max((step - warmup_steps) / decay_steps, progress)   (at least 0)
   decay(step)  = 1                                          decay='none'
-               = r + (1 - r) * (1 + cos(pi * p)) / 2        decay='cosine', r = final_fraction
-               = r ** ((step - warmup_steps) / decay_steps) decay='exponential'
+               = r + (1 - r) * (1 + cos(pi * min(p, 1))) / 2  decay='cosine', r = final_fraction
+               = r ** p                                     decay='exponential'
   ```
+
+  `progress` (0 unless given) lets a decay end by another clock than the step: the
+  trainer sets it to the fraction of a wall-clock budget spent (`Trainer.fit(...,
+  decay_to_deadline=True)`), so that the rate reaches its floor at the deadline when
+  that comes before the decay's last step.
 
   `factor` is a `tf.Variable` (1 at the start) that the trainer lowers when
   it rolls back after a non-finite loss; it is saved in the checkpoints, so a
@@ -35,10 +40,12 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     final_fraction: r above: the cosine's floor, or the exponential's factor
       per `decay_steps`.
     factor: optional `tf.Variable` multiplying the rate.
+    progress: optional scalar float `tf.Variable`: a lower bound on the fraction of
+      the decay done (ignored with `decay='none'`).
   """
 
   def __init__(self, learning_rate=1e-3, warmup_steps=0, decay='none',
-               decay_steps=None, final_fraction=0.01, factor=None):
+               decay_steps=None, final_fraction=0.01, factor=None, progress=None):
     if learning_rate <= 0:
       raise ValueError(f'learning_rate must be positive, got {learning_rate}.')
     if warmup_steps < 0:
@@ -56,6 +63,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     self.decay_steps = None if decay_steps is None else int(decay_steps)
     self.final_fraction = float(final_fraction)
     self.factor = factor
+    self.progress = progress
 
   def __call__(self, step):
     step = tf.cast(tf.convert_to_tensor(step), tf.float32)
@@ -64,6 +72,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
       lr *= tf.minimum(1., (step + 1.) / self.warmup_steps)
     if self.decay != 'none':
       after = tf.maximum(step - self.warmup_steps, 0.) / self.decay_steps
+      if self.progress is not None:
+        after = tf.maximum(after, tf.cast(self.progress, tf.float32))
       r = self.final_fraction
       if self.decay == 'cosine':
         p = tf.minimum(after, 1.)

@@ -168,6 +168,7 @@ class Trainer:
     self._started = False
     self._bad_steps = 0
     self._iterator = None
+    self._decay_clock = None
     self._train_fn = None
     self._eval_fn = None
     self._sample_fn = None
@@ -203,10 +204,13 @@ class Trainer:
       self.best_score = tf.Variable(math.inf, dtype=tf.float64, name='best_score',
                                     **stat)
       self.best_epoch = tf.Variable(-1, dtype=tf.int64, name='best_epoch', **stat)
+      # The fraction of `fit`'s wall-clock budget spent (`decay_to_deadline`); not
+      # saved: a resumed run takes up its decay from its step.
+      self.decay_progress = tf.Variable(0., name='decay_progress', **stat)
       self.schedule = WarmupDecay(
           cfg.learning_rate, warmup_steps=cfg.warmup_steps, decay=cfg.decay,
           decay_steps=cfg.decay_steps, final_fraction=cfg.final_fraction,
-          factor=self.lr_factor)
+          factor=self.lr_factor, progress=self.decay_progress)
       self.optimizer = _PreReducedAdam(self.schedule)
       # Built here, not lazily inside the first tf.function step.
       self.optimizer.build(list(self.trainable_variables))
@@ -648,7 +652,8 @@ class Trainer:
 
   # -- the loop -----------------------------------------------------------------
   def fit(self, dataset_fn, epochs, steps_per_epoch, *, resume=False, validation_fn=None,
-          on_epoch_end=None, max_seconds=None, progress='auto', log_every=50):
+          on_epoch_end=None, max_seconds=None, decay_to_deadline=False, progress='auto',
+          log_every=50):
     """Trains until `epochs * steps_per_epoch` steps are done.
 
     A fresh run (no `resume`, nothing restored) needs an empty `checkpoint_dir`: it
@@ -675,6 +680,11 @@ class Trainer:
         exhausts it the run ends its epoch early (`logs['partial']` is True, evaluation,
         `on_epoch_end` and a checkpoint as at an epoch's end) and returns;
         `stopped_early` is then True.
+      decay_to_deadline: the config's decay (cosine or exponential) also follows the
+        clock: its progress is at least the part of `max_seconds` spent, counted from
+        where this call finds it, so the rate reaches its end at the deadline when that
+        comes before the decay's last step. A run resumed in a new process takes up the
+        decay from its step and spends the rest over its own `max_seconds`.
       progress: 'auto', 'bar', 'lines' or 'none' (see `tfp_realnvp.train.progress`);
         only the chief shows progress.
       log_every: steps between two progress lines (progress 'lines').
@@ -690,11 +700,21 @@ class Trainer:
     if steps_per_epoch < 1 or epochs < 0:
       raise ValueError(f'need steps_per_epoch >= 1 and epochs >= 0, got '
                        f'{steps_per_epoch} and {epochs}.')
+    if decay_to_deadline and (max_seconds is None or self.config.decay == 'none'):
+      raise ValueError(f'decay_to_deadline needs max_seconds and a decay, got '
+                       f'max_seconds={max_seconds} and decay={self.config.decay!r}.')
+    if decay_to_deadline and strategy_lib.worker_id(self.strategy)[0] is not None:
+      raise ValueError('decay_to_deadline follows this process\'s clock, which the '
+                       'workers of a cluster do not share; decay over decay_steps.')
     printer = make_progress(progress if self.is_chief else 'none', log_every)
-    deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
+    started = time.monotonic()
+    deadline = None if max_seconds is None else started + float(max_seconds)
     self.stopped_early = False
     self.stop_reason = None
     self._start(resume, steps_per_epoch, validation_fn, dataset_fn)
+    self._decay_clock = None
+    if decay_to_deadline:
+      self._decay_clock = (self._decay_fraction_done(), started, float(max_seconds))
     total_steps = epochs * steps_per_epoch
     history = []
     while self.step < total_steps:
@@ -789,6 +809,19 @@ class Trainer:
     logger.info('kept %s as the %s checkpoint', path, slot)
     return path
 
+  def _decay_fraction_done(self):
+    """The schedule's decay progress at the optimizer's iteration (before the clock)."""
+    cfg = self.config
+    by_step = max(0., float(self.optimizer.iterations.numpy()) - cfg.warmup_steps)
+    return max(by_step / cfg.decay_steps, float(self.decay_progress.numpy()))
+
+  def _advance_decay_clock(self):
+    """`decay_progress` from the clock: the rest of the decay spread over the budget."""
+    start, started, seconds = self._decay_clock
+    spent = min(1., (time.monotonic() - started) / seconds)
+    self.decay_progress.assign(max(float(self.decay_progress.numpy()),
+                                   start + (1. - start) * spent))
+
   def _train_epoch(self, dataset_fn, epoch, epochs, steps_per_epoch, deadline, printer):
     """Steps to the epoch's end (or the deadline); None when the run rolled back."""
     epoch_end = (epoch + 1) * steps_per_epoch
@@ -798,6 +831,8 @@ class Trainer:
     while self.step < epoch_end and not stats.timed_out:
       if self._iterator is None:
         self._iterator = iter(self.distribute(dataset_fn, self.step))
+      if self._decay_clock is not None:
+        self._advance_decay_clock()
       if not self._step_guarded(next(self._iterator), stats):
         return None
       values = {'bits/dim': self._running_bits_per_dim(stats)}
