@@ -107,15 +107,6 @@ def test_decay_follows_the_time_limit(tmp_path, monkeypatch, flags, to_deadline)
   assert calls == [(600. if '--time-limit' in flags else None, to_deadline)]
 
 
-def test_decay_by_the_clock_is_refused_on_a_cluster(tmp_path, capsys, monkeypatch):
-  monkeypatch.setattr(cli_train, 'worker_id', lambda strategy: ('worker', 0))
-  out = tmp_path / 'run'
-  assert cli_train.main(TINY + ['--decay', 'cosine', '--time-limit', '10',
-                                '--output-dir', str(out)]) == 2
-  assert '--time-limit' in _error_line(capsys)
-  assert not out.exists()
-
-
 def _write_idx_gz(folder, corrupt=False):
   import gzip  # pylint: disable=g-import-not-at-top
   header = bytes([0, 0, 8, 3]) + np.array([40, 8, 8], '>u4').tobytes()

@@ -26,9 +26,8 @@ def _free_ports(count):
       s.close()
 
 
-@pytest.mark.slow
-def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
-  _, ref_results, _, ref_vars = reference_run
+def _run_two_workers(tmp_path, *flags):
+  """Runs `mwms_worker.py` as two workers on 127.0.0.1; returns their logs."""
   ports = _free_ports(2)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
   root = os.path.dirname(os.path.dirname(HERE))
@@ -47,7 +46,7 @@ def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
     procs.append((subprocess.Popen(
         [sys.executable, os.path.join(HERE, 'mwms_worker.py'),
          '--out', str(tmp_path / f'worker{index}.npz'),
-         '--checkpoint-dir', str(tmp_path / 'checkpoints')],
+         '--checkpoint-dir', str(tmp_path / 'checkpoints'), *flags],
         env=env, stdout=log, stderr=subprocess.STDOUT), log))
   try:
     for proc, _ in procs:
@@ -61,6 +60,13 @@ def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
   logs = [(tmp_path / f'worker{i}.log').read_text() for i in range(2)]
   for proc_log, (proc, _) in zip(logs, procs):
     assert proc.returncode == 0, proc_log[-3000:]
+  return logs
+
+
+@pytest.mark.slow
+def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
+  _, ref_results, _, ref_vars = reference_run
+  logs = _run_two_workers(tmp_path)
   assert 'MultiWorkerMirroredStrategy' in logs[0] or (
       'CollectiveAllReduceStrategy' in logs[0]), logs[0][-2000:]
 
@@ -77,3 +83,22 @@ def test_two_worker_processes_agree_with_one_device(reference_run, tmp_path):
   chief_dir = tmp_path / 'checkpoints'
   assert (chief_dir / 'checkpoint').exists()
   assert (chief_dir / '.workers' / 'worker_1' / 'checkpoint').exists()
+
+
+@pytest.mark.slow
+def test_workers_whose_clocks_differ_end_after_the_same_step(tmp_path):
+  """Worker 0's steps take 10 s of its clock, worker 1's 12 s, against a budget of 35 s:
+  alone they would stop after 4 and 3 steps, and the one left stepping would wait for
+  the other forever. Acting on the mean of their clocks, both stop after 3 steps, with
+  the decay at the same point and the same weights."""
+  _run_two_workers(tmp_path, '--time-budget', '35')
+  outs = [np.load(tmp_path / f'worker{index}.npz') for index in range(2)]
+  for out in outs:
+    assert int(out['step']) == 3 and bool(out['stopped_early'])
+  # The progress after each step is the mean of the two clocks: 11/35, 22/35, 33/35.
+  np.testing.assert_allclose([float(o['decay_progress']) for o in outs], [33 / 35] * 2,
+                             rtol=1e-6)
+  assert float(outs[0]['learning_rate']) == float(outs[1]['learning_rate'])
+  for key in outs[0].files:
+    if key.startswith('v'):
+      np.testing.assert_array_equal(outs[0][key], outs[1][key], err_msg=key)

@@ -100,7 +100,6 @@ from tfp_realnvp.train.run_lock import RunLockedError
 from tfp_realnvp.train.strategy import describe_strategy
 from tfp_realnvp.train.strategy import is_chief
 from tfp_realnvp.train.strategy import pick_strategy
-from tfp_realnvp.train.strategy import worker_id
 from tfp_realnvp.train.trainer import Trainer
 
 __all__ = ['CONDITIONAL_PER_EPOCH_KEYS', 'PER_EPOCH_KEYS', 'build_parser', 'main']
@@ -334,11 +333,6 @@ def _build_trainer(args, config, strategy, steps_per_epoch):
   if args.batch_size % replicas:
     raise common.CLIError(f'--batch-size {args.batch_size} does not split evenly over '
                           f'{replicas} replicas; use a multiple of {replicas}.')
-  if (args.decay != 'none' and args.time_limit is not None
-      and worker_id(strategy)[0] is not None):
-    raise common.CLIError(f'--decay {args.decay} with --time-limit decays by this '
-                          'machine\'s clock, which the workers of a cluster do not share; '
-                          'drop --time-limit and set --epochs for the decay.')
   try:
     return Trainer(runs.flow_fn_from_config(config), tuple(config['image_shape']),
                    train_config, num_levels=config['num_levels'], strategy=strategy,

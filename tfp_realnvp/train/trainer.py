@@ -55,6 +55,15 @@ class _EpochStats:
   started: float = dataclasses.field(default_factory=time.time)
 
 
+@dataclasses.dataclass(frozen=True)
+class _TimeBudget:
+  """`fit`'s wall-clock budget: its start (monotonic seconds), its length, and the
+  decay's progress at the start (None: the decay follows the steps alone)."""
+  started: float
+  seconds: float
+  decay_start: float = None
+
+
 class _PreReducedAdam(keras.optimizers.Adam):
   """Adam fed gradients that the trainer has already summed over replicas.
 
@@ -168,7 +177,8 @@ class Trainer:
     self._started = False
     self._bad_steps = 0
     self._iterator = None
-    self._decay_clock = None
+    self._budget = None
+    self._in_cluster = strategy_lib.worker_id(self.strategy)[0] is not None
     self._train_fn = None
     self._eval_fn = None
     self._sample_fn = None
@@ -204,8 +214,8 @@ class Trainer:
       self.best_score = tf.Variable(math.inf, dtype=tf.float64, name='best_score',
                                     **stat)
       self.best_epoch = tf.Variable(-1, dtype=tf.int64, name='best_epoch', **stat)
-      # The fraction of `fit`'s wall-clock budget spent (`decay_to_deadline`); not
-      # saved: a resumed run takes up its decay from its step.
+      # The decay's progress by the clock (`decay_to_deadline`); not saved: a run
+      # resumed in a new process takes up its decay from its step.
       self.decay_progress = tf.Variable(0., name='decay_progress', **stat)
       self.schedule = WarmupDecay(
           cfg.learning_rate, warmup_steps=cfg.warmup_steps, decay=cfg.decay,
@@ -679,7 +689,8 @@ class Trainer:
       max_seconds: optional wall-clock budget of this call: after the step that
         exhausts it the run ends its epoch early (`logs['partial']` is True, evaluation,
         `on_epoch_end` and a checkpoint as at an epoch's end) and returns;
-        `stopped_early` is then True.
+        `stopped_early` is then True. The workers of a cluster act on the mean of their
+        clocks (one small all-reduce per step), so all of them end after the same step.
       decay_to_deadline: the config's decay (cosine or exponential) also follows the
         clock: its progress is at least the part of `max_seconds` spent, counted from
         where this call finds it, so the rate reaches its end at the deadline when that
@@ -703,24 +714,22 @@ class Trainer:
     if decay_to_deadline and (max_seconds is None or self.config.decay == 'none'):
       raise ValueError(f'decay_to_deadline needs max_seconds and a decay, got '
                        f'max_seconds={max_seconds} and decay={self.config.decay!r}.')
-    if decay_to_deadline and strategy_lib.worker_id(self.strategy)[0] is not None:
-      raise ValueError('decay_to_deadline follows this process\'s clock, which the '
-                       'workers of a cluster do not share; decay over decay_steps.')
     printer = make_progress(progress if self.is_chief else 'none', log_every)
     started = time.monotonic()
-    deadline = None if max_seconds is None else started + float(max_seconds)
     self.stopped_early = False
     self.stop_reason = None
     self._start(resume, steps_per_epoch, validation_fn, dataset_fn)
-    self._decay_clock = None
-    if decay_to_deadline:
-      self._decay_clock = (self._decay_fraction_done(), started, float(max_seconds))
+    self._budget = None
+    if max_seconds is not None:
+      decay_start = self._decay_fraction_done() if decay_to_deadline else None
+      self._budget = _TimeBudget(started, float(max_seconds), decay_start)
+      if decay_to_deadline:
+        self.decay_progress.assign(decay_start)
     total_steps = epochs * steps_per_epoch
     history = []
     while self.step < total_steps:
       epoch = self.step // steps_per_epoch          # 0-based, running
-      stats = self._train_epoch(dataset_fn, epoch, epochs, steps_per_epoch, deadline,
-                                printer)
+      stats = self._train_epoch(dataset_fn, epoch, epochs, steps_per_epoch, printer)
       if stats is None:                             # rolled back: start again from there
         continue
       logs = self._epoch_logs(epoch, steps_per_epoch, stats, validation_fn)
@@ -815,14 +824,33 @@ class Trainer:
     by_step = max(0., float(self.optimizer.iterations.numpy()) - cfg.warmup_steps)
     return max(by_step / cfg.decay_steps, float(self.decay_progress.numpy()))
 
-  def _advance_decay_clock(self):
-    """`decay_progress` from the clock: the rest of the decay spread over the budget."""
-    start, started, seconds = self._decay_clock
-    spent = min(1., (time.monotonic() - started) / seconds)
-    self.decay_progress.assign(max(float(self.decay_progress.numpy()),
-                                   start + (1. - start) * spent))
+  def _budget_spent(self):
+    """After a step: whether `fit`'s time budget is spent; moves the decay's clock on.
 
-  def _train_epoch(self, dataset_fn, epoch, epochs, steps_per_epoch, deadline, printer):
+    The workers of a cluster read clocks that differ; they act on the mean of their
+    readings (one small all-reduce per step), so all of them end after the same step
+    and decay alike.
+    """
+    budget = self._budget
+    if budget is None:
+      return False
+    spent = (time.monotonic() - budget.started) / budget.seconds
+    timed_out = float(spent >= 1.)
+    if self._in_cluster:
+      timed_out, spent = self._mean_over_workers([timed_out, spent])
+    if budget.decay_start is not None:
+      progress = budget.decay_start + (1. - budget.decay_start) * min(1., spent)
+      self.decay_progress.assign(max(float(self.decay_progress.numpy()), progress))
+    return timed_out > 0.
+
+  def _mean_over_workers(self, values):
+    values = tf.constant(values, tf.float32)
+    per_replica = self.strategy.experimental_distribute_values_from_function(
+        lambda _: tf.identity(values))
+    mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+    return [float(v) for v in mean.numpy()]
+
+  def _train_epoch(self, dataset_fn, epoch, epochs, steps_per_epoch, printer):
     """Steps to the epoch's end (or the deadline); None when the run rolled back."""
     epoch_end = (epoch + 1) * steps_per_epoch
     printer.start_epoch(epoch + 1, epochs, self.step - epoch * steps_per_epoch,
@@ -831,8 +859,6 @@ class Trainer:
     while self.step < epoch_end and not stats.timed_out:
       if self._iterator is None:
         self._iterator = iter(self.distribute(dataset_fn, self.step))
-      if self._decay_clock is not None:
-        self._advance_decay_clock()
       if not self._step_guarded(next(self._iterator), stats):
         return None
       values = {'bits/dim': self._running_bits_per_dim(stats)}
@@ -843,7 +869,7 @@ class Trainer:
       if interval and self.step % interval == 0 and self.step < epoch_end:
         if not self._checked_save(epoch):
           return None
-      stats.timed_out = deadline is not None and time.monotonic() >= deadline
+      stats.timed_out = self._budget_spent()
     return stats
 
   def _step_guarded(self, batch, stats):
