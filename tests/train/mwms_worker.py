@@ -46,37 +46,13 @@ def main():
   print('worker done', flush=True)
 
 
-class _Clock:
-  """Stands in for the trainer's `time` module."""
-
-  def __init__(self):
-    self.now = 1000.
-
-  def monotonic(self):
-    return self.now
-
-  def perf_counter(self):
-    return self.now
-
-  def time(self):
-    return self.now
-
-
 def _fit_to_a_deadline(strategy, args):
   from tfp_realnvp.train import trainer as trainer_module  # pylint: disable=g-import-not-at-top
-  clock = _Clock()
+  clock = train_testlib.FakeClock()
   trainer_module.time = clock
-  seconds_per_step = 10. if worker_id(strategy)[1] == 0 else 12.
   trainer = train_testlib.make_trainer(strategy, checkpoint_dir=args.checkpoint_dir,
                                        decay='cosine', decay_steps=1000)
-  train_step = trainer.train_step
-
-  def timed_step(batch):
-    result = train_step(batch)
-    clock.now += seconds_per_step
-    return result
-
-  trainer.train_step = timed_step
+  train_testlib.timed_steps(trainer, clock, 10. if worker_id(strategy)[1] == 0 else 12.)
   trainer.fit(train_testlib.dataset_fn, epochs=1, steps_per_epoch=100,
               max_seconds=args.time_budget, decay_to_deadline=True, progress='none')
   np.savez(args.out, step=trainer.step, stopped_early=trainer.stopped_early,

@@ -14,22 +14,6 @@ FLOOR = 0.01
 SECONDS_PER_STEP = 10.
 
 
-class _Clock:
-  """Stands in for the trainer's `time` module: a step takes `SECONDS_PER_STEP`."""
-
-  def __init__(self):
-    self.now = 1000.
-
-  def monotonic(self):
-    return self.now
-
-  def perf_counter(self):
-    return self.now
-
-  def time(self):
-    return self.now
-
-
 def _cosine(progress):
   return PEAK * (FLOOR + (1. - FLOOR) * 0.5 * (1. + math.cos(math.pi * progress)))
 
@@ -38,23 +22,13 @@ def _cosine(progress):
 def clocked(monkeypatch):
   """A tiny trainer whose steps each take 10 s of a fake clock; records each step's
   learning rate (the schedule at the iteration the step applies)."""
-  clock = _Clock()
+  clock = lib.FakeClock()
   monkeypatch.setattr(trainer_module, 'time', clock)
 
   def make(strategy=None, **config):
     trainer = lib.make_trainer(strategy, learning_rate=PEAK, final_fraction=FLOOR,
                                **config)
-    rates = []
-    train_step = trainer.train_step
-
-    def timed_step(batch):
-      rates.append(trainer.learning_rate)
-      result = train_step(batch)
-      clock.now += SECONDS_PER_STEP
-      return result
-
-    trainer.train_step = timed_step
-    return trainer, rates
+    return trainer, lib.timed_steps(trainer, clock, SECONDS_PER_STEP)
 
   return make
 

@@ -114,3 +114,35 @@ def test_pairs(count=32):
                                   labels=images.test_labels[:count], training=False,
                                   seed=1)))
   return x.numpy(), y.numpy()
+
+
+class FakeClock:
+  """Stands in for the `time` module of `tfp_realnvp.train.trainer`: every reading is
+  `now`, which only `timed_steps` moves."""
+
+  def __init__(self):
+    self.now = 1000.
+
+  def monotonic(self):
+    return self.now
+
+  perf_counter = time = monotonic
+
+
+def timed_steps(trainer, clock, seconds_per_step):
+  """Makes each training step of `trainer` take `seconds_per_step` of `clock`.
+
+  Returns the list into which each step's learning rate (the schedule at the iteration
+  that the step applies) is recorded.
+  """
+  rates = []
+  train_step = trainer.train_step
+
+  def timed_step(batch):
+    rates.append(trainer.learning_rate)
+    result = train_step(batch)
+    clock.now += seconds_per_step
+    return result
+
+  trainer.train_step = timed_step
+  return rates
