@@ -133,16 +133,17 @@ def run_image_task(args, name, budget, evals, folder):
       out['regularisers']['learning_rate'] = args.digits_learning_rate
     out['anneal'] = args.digits_anneal
     label = f'tfp_realnvp, {regularisers(out)}'
-    if not args.digits_anneal:
+    if args.digits_anneal:
+      for seconds in digits_budgets(args):
+        # An annealed run ends at its budget: one run per budget.
+        train_ours(f'ours_regularised_{seconds:g}', args.digits_random_shift,
+                   args.digits_dropout, f'{label}, annealed over {seconds:g} s',
+                   learning_rate=args.digits_learning_rate, anneal=True,
+                   seconds=seconds)
+    else:
       train_ours('ours_regularised', args.digits_random_shift,
                  args.digits_dropout, label,
                  learning_rate=args.digits_learning_rate)
-    for seconds in (digits_budgets(args) if args.digits_anneal else ()):
-      # An annealed run ends at its budget: one run per budget.
-      train_ours(f'ours_regularised_{seconds:g}', args.digits_random_shift,
-                 args.digits_dropout, f'{label}, annealed over {seconds:g} s',
-                 learning_rate=args.digits_learning_rate, anneal=True,
-                 seconds=seconds)
   return out
 
 

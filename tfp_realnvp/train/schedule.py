@@ -65,15 +65,21 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     self.factor = factor
     self.progress = progress
 
+  def decay_fraction(self, step):
+    """p above: the fraction of the decay done at `step` (a float32 tensor; needs a decay)."""
+    step = tf.cast(tf.convert_to_tensor(step), tf.float32)
+    after = tf.maximum(step - self.warmup_steps, 0.) / self.decay_steps
+    if self.progress is not None:
+      after = tf.maximum(after, tf.cast(self.progress, tf.float32))
+    return after
+
   def __call__(self, step):
     step = tf.cast(tf.convert_to_tensor(step), tf.float32)
     lr = tf.constant(self.learning_rate, tf.float32)
     if self.warmup_steps:
       lr *= tf.minimum(1., (step + 1.) / self.warmup_steps)
     if self.decay != 'none':
-      after = tf.maximum(step - self.warmup_steps, 0.) / self.decay_steps
-      if self.progress is not None:
-        after = tf.maximum(after, tf.cast(self.progress, tf.float32))
+      after = self.decay_fraction(step)
       r = self.final_fraction
       if self.decay == 'cosine':
         p = tf.minimum(after, 1.)

@@ -721,7 +721,8 @@ class Trainer:
     self._start(resume, steps_per_epoch, validation_fn, dataset_fn)
     self._budget = None
     if max_seconds is not None:
-      decay_start = self._decay_fraction_done() if decay_to_deadline else None
+      decay_start = (float(self.schedule.decay_fraction(self.optimizer.iterations))
+                     if decay_to_deadline else None)
       self._budget = _TimeBudget(started, float(max_seconds), decay_start)
       if decay_to_deadline:
         self.decay_progress.assign(decay_start)
@@ -818,12 +819,6 @@ class Trainer:
     logger.info('kept %s as the %s checkpoint', path, slot)
     return path
 
-  def _decay_fraction_done(self):
-    """The schedule's decay progress at the optimizer's iteration (before the clock)."""
-    cfg = self.config
-    by_step = max(0., float(self.optimizer.iterations.numpy()) - cfg.warmup_steps)
-    return max(by_step / cfg.decay_steps, float(self.decay_progress.numpy()))
-
   def _budget_spent(self):
     """After a step: whether `fit`'s time budget is spent; moves the decay's clock on.
 
@@ -838,9 +833,9 @@ class Trainer:
     timed_out = float(spent >= 1.)
     if self._in_cluster:
       timed_out, spent = self._mean_over_workers([timed_out, spent])
-    if budget.decay_start is not None:
-      progress = budget.decay_start + (1. - budget.decay_start) * min(1., spent)
-      self.decay_progress.assign(max(float(self.decay_progress.numpy()), progress))
+    if budget.decay_start is not None:   # `spent` only grows: so does the progress
+      self.decay_progress.assign(
+          budget.decay_start + (1. - budget.decay_start) * min(1., spent))
     return timed_out > 0.
 
   def _mean_over_workers(self, values):
