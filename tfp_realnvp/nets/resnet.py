@@ -95,6 +95,20 @@ def _philox_dropout(x, rate, seed_generator):
   return tf.where(keep, x / tf.cast(1. - rate, x.dtype), tf.zeros_like(x))
 
 
+class _BatchStatistics:
+  """Whether all of some batch norms normalise with batch statistics in training mode.
+
+  A Keras batch norm does unless it is frozen (`trainable=False`: it then uses its
+  running averages). A plain object, so that Keras does not track the layers it holds.
+  """
+
+  def __init__(self, norms):
+    self._norms = tuple(norms)
+
+  def __call__(self):
+    return all(norm.trainable for norm in self._norms)
+
+
 def _batch_norm(name, dtype=None):
   return _FusedBatchNormalization(
       momentum=BATCH_NORM_MOMENTUM, synchronized=True, name=name, dtype=dtype)
@@ -131,6 +145,8 @@ class ResidualBlock(keras.layers.Layer):
                                      dtype=dtype)
     self.dropout = (keras.layers.Dropout(self.dropout_rate, name='dropout', dtype=dtype)
                     if self.dropout_rate else None)
+    # The batch norm right after conv_in cancels its bias in training mode.
+    self.conv_in.bias_cancelled_in_training = _BatchStatistics((self.norm_out,))
 
   def build(self, input_shape):
     self.norm_in.build(input_shape)
@@ -142,7 +158,7 @@ class ResidualBlock(keras.layers.Layer):
   def call(self, inputs, training=False):
     h = keras.ops.relu(self.norm_in(inputs, training=training))
     if training:
-      h = self.conv_in(h)
+      h = self.conv_in(h, training=training)
       h = keras.ops.relu(self.norm_out(h, training=training))
       if self.dropout_rate:
         h = _philox_dropout(h, self.dropout_rate, self.dropout.seed_generator)
@@ -155,7 +171,7 @@ class ResidualBlock(keras.layers.Layer):
           tf.cast(scale, dtype), tf.cast(shift, dtype))
       h = conv._convolve(tf.cast(h, dtype), kernel, bias)  # pylint: disable=protected-access
       h = tf.nn.relu(h)
-    return inputs + self.conv_out(h)
+    return inputs + self.conv_out(h, training=training)
 
   def get_config(self):
     return dict(super().get_config(), features=self.features,
@@ -202,11 +218,21 @@ def resnet_shift_and_log_scale(input_shape, output_channels,
   # Checked here too: with no residual block nothing else would see the rate.
   dropout_rate = _checked_dropout_rate(dropout_rate)
   inputs = keras.Input(shape=tuple(input_shape), name=f'{name}_input')
-  h = WeightNormConv2D(hidden_channels, 3, name='conv_in', dtype=dtype)(inputs)
-  for i in range(num_res_blocks):
-    h = ResidualBlock(hidden_channels, dropout_rate=dropout_rate,
-                      name=f'block_{i}', dtype=dtype)(h)
-  h = _batch_norm('bn_out', dtype=dtype)(h)
+  stem = WeightNormConv2D(hidden_channels, 3, name='conv_in', dtype=dtype)
+  blocks = [ResidualBlock(hidden_channels, dropout_rate=dropout_rate,
+                          name=f'block_{i}', dtype=dtype)
+            for i in range(num_res_blocks)]
+  norm_out = _batch_norm('bn_out', dtype=dtype)
+  # Every use of the residual stream (the stem's output plus the blocks') passes
+  # through a later block's input batch norm or through bn_out: in training mode the
+  # biases of the convolutions that write to the stream are cancelled.
+  stream_norms = _BatchStatistics([norm_out] + [block.norm_in for block in blocks])
+  for conv in [stem] + [block.conv_out for block in blocks]:
+    conv.bias_cancelled_in_training = stream_norms
+  h = stem(inputs)
+  for block in blocks:
+    h = block(h)
+  h = norm_out(h)
   h = keras.layers.ReLU(dtype=dtype)(h)
   outputs = WeightNormConv2D(2 * output_channels, 3, zero_init=True,
                              name='conv_out', dtype=dtype)(h)

@@ -20,6 +20,16 @@ class WeightNormConv2D(keras.layers.Layer):
   whose last layer is zero-initialised starts as the identity and still
   receives gradients through `g`.
 
+  Speed (training): inside a network whose batch norms normalise every use of this
+  layer's output with batch statistics, a per-channel constant added to the output
+  changes nothing downstream, so the loss's gradient with respect to the bias is
+  exactly zero. The network that owns the layer then sets
+  `bias_cancelled_in_training` (a callable returning whether that holds now, e.g.
+  that those batch norms are trainable), and a training-mode call returns that zero
+  instead of reducing the output's gradient over the whole batch; the bias still
+  enters the output (inference-mode batch norms use running averages that include
+  it). `resnet_shift_and_log_scale` sets it on every convolution but the last.
+
   Speed (CPU): with 8 or more input channels, the gradients of the
   convolution run TensorFlow's 'eigen_tensor' CPU kernels in graph mode
   (see `_eigen_gradient_graph`); the bias is a `BiasAdd`, whose gradient is
@@ -46,6 +56,7 @@ class WeightNormConv2D(keras.layers.Layer):
                         if isinstance(kernel_size, int) else tuple(kernel_size))
     self.zero_init = zero_init
     self.use_bias = use_bias
+    self.bias_cancelled_in_training = None
 
   def build(self, input_shape):
     in_channels = int(input_shape[-1])
@@ -87,8 +98,11 @@ class WeightNormConv2D(keras.layers.Layer):
       outputs = tf.nn.bias_add(outputs, bias)
     return outputs
 
-  def call(self, inputs):
+  def call(self, inputs, training=None):
     kernel, bias = self._kernel_and_bias()
+    if (training and bias is not None and self.bias_cancelled_in_training is not None
+        and self.bias_cancelled_in_training()):
+      bias = _with_zero_gradient(bias)
     return self._convolve(inputs, kernel, bias)
 
   def compute_output_shape(self, input_shape):
@@ -98,6 +112,16 @@ class WeightNormConv2D(keras.layers.Layer):
     return dict(super().get_config(), filters=self.filters,
                 kernel_size=self.kernel_size, zero_init=self.zero_init,
                 use_bias=self.use_bias)
+
+
+@tf.custom_gradient
+def _with_zero_gradient(bias):
+  """`bias`, whose gradient is the zero that it is known to be (see the class)."""
+  def grad(upstream):
+    del upstream  # Not reduced: that reduction over the batch is the cost saved.
+    return tf.zeros(bias.shape, bias.dtype)
+
+  return tf.identity(bias), grad
 
 
 # With fewer input channels TensorFlow's default CPU kernels are the faster.
