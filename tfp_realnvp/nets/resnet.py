@@ -129,7 +129,10 @@ class ResidualBlock(keras.layers.Layer):
   Speed: the batch norms use TensorFlow's fused kernel (outside multi-replica
   steps), and in inference mode the second batch norm, a fixed per-channel
   affine map, is folded into the first convolution's kernel and bias, so
-  that convolution, bias and ReLU run as one fused operation.
+  that convolution, bias and ReLU run as one fused operation. In training
+  mode the second batch norm cancels the first convolution's bias, whose
+  gradient is then the exact zero it is (`WeightNormConv2D`'s
+  `bias_cancelled_in_training`); unless that norm is frozen.
   """
 
   def __init__(self, features, dropout_rate=0., **kwargs):
@@ -194,6 +197,15 @@ def resnet_shift_and_log_scale(input_shape, output_channels,
   ```
 
   The zero-initialised output makes every coupling start as the identity.
+
+  In training mode every use of the residual stream goes through a batch norm
+  with batch statistics (the next block's first one, or the last one), which
+  cancels the biases of the convolutions that write to the stream (the first
+  one and each block's second one): their gradient is exactly zero, and the
+  network returns it as such instead of reducing the output's gradient over
+  the batch (see `WeightNormConv2D`). Freezing any of those batch norms
+  (`trainable=False`) brings back plain autodiff for them. A network rebuilt
+  from its Keras config computes the same gradients by plain autodiff.
 
   Args:
     input_shape: `(H, W, C_in)` of the conditioning input.
