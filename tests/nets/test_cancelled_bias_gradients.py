@@ -66,6 +66,21 @@ def loss_and_gradients(net, x, weights, graph=False):
   return tf.function(compute)() if graph else compute()
 
 
+def assert_shortcut_matches_autodiff(net, grads, plain, rtol):
+  """Shortcut biases: exactly zero, and plain autodiff's zero up to rounding (so the
+  cancellation holds); every other gradient: plain autodiff's. Returns the largest."""
+  largest = max(float(tf.reduce_max(tf.abs(g))) for g in plain.values())
+  cancelled = shortcut_biases(net)
+  for path, grad in grads.items():
+    if path in cancelled:
+      np.testing.assert_array_equal(grad.numpy(), 0.)
+      assert float(tf.reduce_max(tf.abs(plain[path]))) < 1e-5 * largest, path
+    else:
+      np.testing.assert_allclose(grad.numpy(), plain[path].numpy(), rtol=rtol,
+                                 atol=rtol * 0.1 * largest)
+  return largest
+
+
 def inputs(seed=1):
   rng = np.random.default_rng(seed)
   x = (rng.standard_normal(SHAPE) * [1., 3., .2] + [0., -2., 5.]).astype(np.float32)
@@ -88,16 +103,7 @@ def test_gradients_equal_plain_autodiff(graph):
   with switched_off(net):
     plain_loss, plain = loss_and_gradients(net, x, weights, graph)
   assert float(loss) == float(plain_loss)
-  largest = max(float(tf.reduce_max(tf.abs(g))) for g in plain.values())
-  cancelled = shortcut_biases(net)
-  for path, grad in grads.items():
-    if path in cancelled:
-      np.testing.assert_array_equal(grad.numpy(), 0.)
-      # What autodiff computes for them is zero up to rounding: the cancellation holds.
-      assert float(tf.reduce_max(tf.abs(plain[path]))) < 1e-5 * largest, path
-    else:
-      np.testing.assert_allclose(grad.numpy(), plain[path].numpy(), rtol=1e-5,
-                                 atol=1e-6 * largest)
+  largest = assert_shortcut_matches_autodiff(net, grads, plain, rtol=1e-5)
   # The output convolution's bias is not cancelled, and its gradient is not zero.
   output_bias = net.get_layer('conv_out').bias.path
   assert float(tf.reduce_max(tf.abs(grads[output_bias]))) > 1e-2 * largest
@@ -174,12 +180,4 @@ def test_replicas_in_sync_get_the_gradients_of_plain_autodiff():
   grads = summed()
   with switched_off(net):
     plain = summed()
-  largest = max(float(tf.reduce_max(tf.abs(g))) for g in plain.values())
-  cancelled = shortcut_biases(net)
-  for path, grad in grads.items():
-    if path in cancelled:
-      np.testing.assert_array_equal(grad.numpy(), 0.)
-      assert float(tf.reduce_max(tf.abs(plain[path]))) < 1e-5 * largest, path
-    else:
-      np.testing.assert_allclose(grad.numpy(), plain[path].numpy(), rtol=1e-4,
-                                 atol=1e-5 * largest)
+  assert_shortcut_matches_autodiff(net, grads, plain, rtol=1e-4)
