@@ -5,10 +5,13 @@ Each check compares the network against itself with the shortcut switched off
 (`bias_cancelled_in_training = None` on every convolution), which is plain autodiff.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfp_realnvp import _compat
 from tfp_realnvp import nets
 from tfp_realnvp.nets.weight_norm import WeightNormConv2D
 from tfp_realnvp.train import pick_strategy
@@ -28,13 +31,8 @@ def perturbed_resnet(num_res_blocks=2):
 
 
 def convolutions(net):
-  return [layer for layer in _layers(net) if isinstance(layer, WeightNormConv2D)]
-
-
-def _layers(layer):
-  yield layer
-  for child in getattr(layer, '_layers', ()):
-    yield from _layers(child)
+  return [layer for layer in _compat.keras_sublayers(net)
+          if isinstance(layer, WeightNormConv2D)]
 
 
 def shortcut_biases(net):
@@ -43,18 +41,17 @@ def shortcut_biases(net):
           if conv.bias_cancelled_in_training is not None}
 
 
+@contextlib.contextmanager
 def switched_off(net):
   """Context: the same network with every shortcut unset (plain autodiff)."""
-  class _Off:
-    def __enter__(self):
-      self.saved = [(conv, conv.bias_cancelled_in_training) for conv in convolutions(net)]
-      for conv, _ in self.saved:
-        conv.bias_cancelled_in_training = None
-
-    def __exit__(self, *exc):
-      for conv, hook in self.saved:
-        conv.bias_cancelled_in_training = hook
-  return _Off()
+  saved = [(conv, conv.bias_cancelled_in_training) for conv in convolutions(net)]
+  for conv, _ in saved:
+    conv.bias_cancelled_in_training = None
+  try:
+    yield
+  finally:
+    for conv, hook in saved:
+      conv.bias_cancelled_in_training = hook
 
 
 def loss_and_gradients(net, x, weights, graph=False):
