@@ -135,7 +135,8 @@ def bits_from_nll(nll, dims, num_levels):
 def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
           seed=0, learning_rate=1e-3, l2_scale=5e-5, clip_norm=100.,
           ema_decays=(), jit_compile=False, eval_fn=None, log=print,
-          label='ours', weight_decay=0., random_shift=0., anneal=False):
+          label='ours', weight_decay=0., random_shift=0., anneal=False,
+          recompute_batch_norm=0, recompute_batch_size=512):
   """Trains `model` (a `benchkit.variants.ImageModel`) and returns the curve.
 
   Args:
@@ -166,6 +167,15 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
       https://arxiv.org/abs/1711.05101) instead of Adam.
     random_shift: moves each training image by one pixel in a random
       direction with this probability (the pipeline's `random_shift`).
+    recompute_batch_norm: > 0 sets every batch-norm running average, before
+      the last evaluation, to its average over this many training batches of
+      `recompute_batch_size` images (fresh order and noise;
+      `tfp_realnvp.recompute_batch_norm_statistics`). With a budget the
+      recomputation is part of it: a dry run after the first step (its
+      statistics discarded) measures its cost, training stops that much
+      before the budget, and the real one's time counts as training time.
+      The last point also holds `test_bpd_before_recompute` and
+      `recompute_seconds`.
 
   Returns:
     dict with `curve` (list of points: step, train_seconds,
@@ -189,6 +199,8 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
   evaluate = Evaluator(model.dist, data)
   dims = float(np.prod(data.event_shape))
   stream = iter(training_dataset(data, batch_size, seed, random_shift))
+  if recompute_batch_norm:
+    recompute_stream = iter(training_dataset(data, recompute_batch_size, seed + 1))
 
   def point(step_count, trained, cpu, recent):
     p = dict(step=step_count, images=step_count * batch_size,
@@ -203,12 +215,25 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
       p.update(eval_fn(model, data, averages))
     return p
 
+  def recompute():
+    from tfp_realnvp import recompute_batch_norm_statistics  # pylint: disable=g-import-not-at-top
+    t0, c0 = time.perf_counter(), time.process_time()
+    recompute_batch_norm_statistics(model.flow, recompute_stream,
+                                    max_batches=recompute_batch_norm)
+    return time.perf_counter() - t0, time.process_time() - c0
+
   start = time.perf_counter()
   first = float(step(next(stream)))
   for avg in averages:
     avg.update()
   first_step_seconds = time.perf_counter() - start
   curve = [point(1, 0., 0., [first])]
+  reserve = 0.
+  if recompute_batch_norm and budget is not None:
+    from benchkit import variants  # pylint: disable=g-import-not-at-top
+    snapshot = variants.snapshot_batch_norm_statistics(model)
+    reserve, _ = recompute()
+    variants.restore_batch_norm_statistics(snapshot)
   if log:
     log(f'  {label}: first step {first_step_seconds:.1f} s (trace), test bpd '
         f'{curve[0]["test_bpd"]:.3f}')
@@ -217,12 +242,14 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
   if anneal:
     from tfp_realnvp.train import WarmupDecay  # pylint: disable=g-import-not-at-top
     # Progress in steps, or in seconds of training: decay_steps is the run's length.
-    annealed = WarmupDecay(learning_rate, decay='cosine', decay_steps=max(1, round(total)),
+    annealed = WarmupDecay(learning_rate, decay='cosine',
+                           decay_steps=max(1, round(total - reserve)),
                            final_fraction=ANNEAL_FLOOR)
   marks = [total * (i + 1) / evals for i in range(evals)]
+  marks[-1] -= reserve
   trained = cpu = 0.
   count, recent = 1, []
-  for mark in marks:
+  for i, mark in enumerate(marks):
     while (count if by_steps else trained) < mark:
       x = next(stream)
       t0, c0 = time.perf_counter(), time.process_time()
@@ -239,7 +266,15 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
     recent = [float(v) for v in recent[-20:]]
     if not all(math.isfinite(v) for v in recent):
       raise FloatingPointError(f'{label}: non-finite loss by step {count}')
-    curve.append(point(count, trained, cpu, recent))
+    recomputed = {}
+    if recompute_batch_norm and i == len(marks) - 1:
+      recomputed['test_bpd_before_recompute'] = evaluate()
+      seconds, cpu_seconds = recompute()
+      if not by_steps:
+        trained += seconds
+        cpu += cpu_seconds
+      recomputed['recompute_seconds'] = seconds
+    curve.append(dict(point(count, trained, cpu, recent), **recomputed))
     if log:
       p = curve[-1]
       extra = ''.join(f', {k[9:]} {v:.3f}' for k, v in p.items()
