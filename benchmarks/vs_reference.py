@@ -24,8 +24,9 @@ Tasks (`--tasks`, default all), each model trained once, back to back:
   settled point rather than wherever a constant step leaves it.
   `--fashion-recompute-batch-norm B` (default 0: not) also has that run
   recompute every batch-norm running average over B training batches of
-  512 images before its last evaluation (`recompute_batch_norm_statistics`),
-  timed inside the budget; the table then shows the figure before it too.
+  `benchkit.training.RECOMPUTE_BATCH_SIZE` (512) images before its last
+  evaluation (`recompute_batch_norm_statistics`), timed inside the budget;
+  the table then shows the figure before it too.
 * `digits`: scikit-learn's digits 8x8 (the package's 1500 / 297 split, 17
   levels), trained `max(--digits-budgets)` seconds (default 120,240) and
   evaluated `--digits-evals` times; the table gives the best held-out
@@ -77,6 +78,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import reference as reference_lib  # pylint: disable=wrong-import-position
 from benchkit import results as results_io  # pylint: disable=wrong-import-position
+from benchkit.training import RECOMPUTE_BATCH_SIZE  # pylint: disable=wrong-import-position
 
 TASKS = ('fashion', 'digits', 'moons', 'throughput')
 DEFAULT_LEARNING_RATE = 1e-3  # The Real NVP paper's Adam step.
@@ -128,6 +130,7 @@ def run_image_task(args, name, budget, evals, folder):
     out['learning_rate'] = args.fashion_learning_rate
     out['anneal'] = args.fashion_anneal
     out['recompute_batch_norm'] = args.fashion_recompute_batch_norm
+    out['recompute_batch_size'] = RECOMPUTE_BATCH_SIZE
     train_ours('ours_lr', label=f'tfp_realnvp, Adam {args.fashion_learning_rate:g}'
                + (', annealed' if args.fashion_anneal else ''),
                learning_rate=args.fashion_learning_rate,
@@ -312,8 +315,8 @@ def markdown(results):
       what += f' (`{flags}`)'
       batches = t.get('recompute_batch_norm')
       if batches:
-        what += (f', batch-norm averages recomputed over {batches} x 512 '
-                 'training images inside the budget')
+        what += (f', batch-norm averages recomputed over {batches} x '
+                 f'{t["recompute_batch_size"]} training images inside the budget')
       runs.append(('ours_lr', what))
     for key, what in runs:
       ours = t[key]['curve'][-1]
@@ -398,8 +401,8 @@ def main(argv=None):
   parser.add_argument('--fashion-recompute-batch-norm', type=int, default=0,
                       metavar='BATCHES',
                       help='that run recomputes its batch-norm averages over this '
-                      'many training batches of 512 before its last evaluation, '
-                      'inside the budget (0: not)')
+                      f'many training batches of {RECOMPUTE_BATCH_SIZE} before its '
+                      'last evaluation, inside the budget (0: not)')
   parser.add_argument('--digits-budgets', default='120,240')
   parser.add_argument('--digits-evals', type=int, default=20)
   parser.add_argument('--digits-random-shift', type=float, default=0.25,

@@ -19,6 +19,7 @@ from benchkit.environment import tf_modules
 
 TEST_NOISE_SEED = 123
 ANNEAL_FLOOR = 0.01  # `train(anneal=True)` ends at this fraction of the rate.
+RECOMPUTE_BATCH_SIZE = 512  # Images per batch of `train(recompute_batch_norm=...)`.
 
 
 @dataclasses.dataclass
@@ -136,7 +137,7 @@ def train(model, data, *, steps=None, budget=None, evals=4, batch_size=64,
           seed=0, learning_rate=1e-3, l2_scale=5e-5, clip_norm=100.,
           ema_decays=(), jit_compile=False, eval_fn=None, log=print,
           label='ours', weight_decay=0., random_shift=0., anneal=False,
-          recompute_batch_norm=0, recompute_batch_size=512):
+          recompute_batch_norm=0, recompute_batch_size=RECOMPUTE_BATCH_SIZE):
   """Trains `model` (a `benchkit.variants.ImageModel`) and returns the curve.
 
   Args:
