@@ -50,8 +50,11 @@ Tasks (`--tasks`, default all), each model trained once, back to back:
   16-component `GaussianMixture` for scale.
 * `throughput`: images/s of a training step, `log_prob` and `sample` of both
   image models at the same flags (Fashion-MNIST shape), timed in interleaved
-  rounds (the reference's process and ours take turns), with the median of
-  the per-round ratios.
+  rounds (the reference's process and ours take turns; `--throughput-rounds`
+  of `--throughput-seconds`, default 20 of 5 s, about 10 minutes), with the
+  median of the per-round ratios and a 95% distribution-free confidence
+  interval of that median. On a shared machine single rounds of the same
+  code spread by +-10%; 20 rounds pin the median to a few percent.
 
 Same for both image models: data, split and dequantization (`x = (k + u) / L`
 with fresh noise for training, one fixed dequantized test array for both),
@@ -81,6 +84,9 @@ from benchkit import results as results_io  # pylint: disable=wrong-import-posit
 from benchkit.training import RECOMPUTE_BATCH_SIZE  # pylint: disable=wrong-import-position
 
 TASKS = ('fashion', 'digits', 'moons', 'throughput')
+# The throughput table gives this distribution-free confidence interval of the
+# median per-round ratio.
+THROUGHPUT_INTERVAL_LEVEL = 0.95
 DEFAULT_LEARNING_RATE = 1e-3  # The Real NVP paper's Adam step.
 SMOKE = dict(fashion_budget=15., digits_budgets='8,16', digits_evals=4,
              moons_steps=100, eval_examples=500, throughput_rounds=2,
@@ -272,8 +278,11 @@ def run_throughput(args):
         reference_images_per_second=statistics.median(
             v['reference_images_per_second'] for v in values),
         ratio_wall=statistics.median(v['ratio_wall'] for v in values),
+        ratio_wall_interval=timing.median_interval(
+            [v['ratio_wall'] for v in values], THROUGHPUT_INTERVAL_LEVEL),
         ratio_cpu=statistics.median(v['ratio_cpu'] for v in values))
   return dict(event_shape=list(shape), batch_size=batch, rounds=rounds,
+              seconds_per_round=args.throughput_seconds,
               summary=summary, ours_params=model.num_params,
               ours_conv_flops_per_image=flops.analytic_conv_flops(model, 1),
               reference_params=built['num_params'],
@@ -289,6 +298,11 @@ def moons_figure(run):
   best = run.get('best_finite_test_nll')
   before = f'; best before it {best:.3f}' if best is not None else ''
   return f'diverged (NaN) by step {run["diverged_by_step"]}{before}'
+
+
+def throughput_seconds(t):
+  seconds = t.get('seconds_per_round')
+  return '' if seconds is None else f' of {seconds:g} s'
 
 
 def moons_ratio(t):
@@ -368,13 +382,20 @@ def markdown(results):
               f'per image forward; reference {t["reference_params"] / 1e6:.2f}M, '
               f'{t["reference_flops_per_image"] / 1e9:.3f} GFLOP, '
               f'{t["reference_threads"]} threads), images/s, medians of '
-              f'{len(t["rounds"]["train"])} interleaved rounds:', '',
+              f'{len(t["rounds"]["train"])} interleaved rounds'
+              f'{throughput_seconds(t)}; the interval is a '
+              f'{THROUGHPUT_INTERVAL_LEVEL:.0%} distribution-free confidence '
+              'interval of the median per-round ratio (order statistics):', '',
               '| function | reference | tfp_realnvp | ours / reference (wall) '
-              '| (CPU time) |', '|---|---:|---:|---:|---:|']
+              '| interval | (CPU time) |', '|---|---:|---:|---:|---:|---:|']
     for what, s in t['summary'].items():
+      interval = s.get('ratio_wall_interval')
+      interval = (f'{interval[0]:.2f}x-{interval[1]:.2f}x' if interval
+                  else 'too few rounds')
       lines.append(f'| {what} | {s["reference_images_per_second"]:.1f} | '
                    f'{s["ours_images_per_second"]:.1f} | '
-                   f'{s["ratio_wall"]:.2f}x | {s["ratio_cpu"]:.2f}x |')
+                   f'{s["ratio_wall"]:.2f}x | {interval} | '
+                   f'{s["ratio_cpu"]:.2f}x |')
   m = results['machine']
   load = m['load_average_1min']
   lines += ['', f'Machine: {m["cpu"]}, {m["cores"]} cores, load average '
@@ -430,8 +451,11 @@ def main(argv=None):
                       help="hidden layers of TFP's default template")
   parser.add_argument('--eval-examples', type=int, default=0,
                       help='Fashion-MNIST test images (0: all 10,000)')
-  parser.add_argument('--throughput-rounds', type=int, default=5)
-  parser.add_argument('--throughput-seconds', type=float, default=3.)
+  parser.add_argument('--throughput-rounds', type=int, default=20,
+                      help='interleaved rounds of the throughput task (at least '
+                      '6 for the 95%% interval)')
+  parser.add_argument('--throughput-seconds', type=float, default=5.,
+                      help='seconds per function and model in each round')
   parser.add_argument('--throughput-shape', default='28,28,1',
                       help='image shape of the throughput task')
   parser.add_argument('--xla', action='store_true',

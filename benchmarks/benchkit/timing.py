@@ -1,5 +1,6 @@
 """Timing on a shared machine: interleaved rounds next to a reference convolution."""
 
+import math
 import time
 
 from benchkit.environment import tf_modules
@@ -90,6 +91,31 @@ def median(values):
   values = sorted(values)
   n = len(values)
   return values[n // 2] if n % 2 else 0.5 * (values[n // 2 - 1] + values[n // 2])
+
+
+def median_interval(values, level=0.95):
+  """A distribution-free confidence interval for the median of `values`.
+
+  With `n` independent draws sorted as `x_1 <= ... <= x_n`, the interval
+  `[x_k, x_(n+1-k)]` holds the population median with probability
+  `1 - 2 P(Binomial(n, 1/2) <= k - 1)`, whatever the distribution; `k` is
+  the largest for which that is at least `level`.
+
+  Returns:
+    `(low, high, coverage)`, or None when `n` is too small for `level`
+    (fewer than 6 draws for 95%).
+  """
+  values = sorted(values)
+  n = len(values)
+  below = 0.  # P(Binomial(n, 1/2) <= k - 1), for the k being tried.
+  best = None
+  for k in range(1, n // 2 + 1):
+    below += math.comb(n, k - 1) / 2. ** n
+    coverage = 1. - 2. * below
+    if coverage < level:
+      break
+    best = (values[k - 1], values[n - k], coverage)
+  return best
 
 
 def median_ratio(numerator, denominator):
