@@ -81,6 +81,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchkit import environment  # pylint: disable=wrong-import-position
 from benchkit import reference as reference_lib  # pylint: disable=wrong-import-position
 from benchkit import results as results_io  # pylint: disable=wrong-import-position
+from benchkit import timing  # pylint: disable=wrong-import-position
 from benchkit.training import RECOMPUTE_BATCH_SIZE  # pylint: disable=wrong-import-position
 
 TASKS = ('fashion', 'digits', 'moons', 'throughput')
@@ -218,7 +219,6 @@ def run_throughput(args):
   import keras  # pylint: disable=g-import-not-at-top
   tf, _ = environment.tf_modules()
   from benchkit import flops  # pylint: disable=g-import-not-at-top
-  from benchkit import timing  # pylint: disable=g-import-not-at-top
   from benchkit import variants  # pylint: disable=g-import-not-at-top
 
   from tfp_realnvp.train import maximum_likelihood_step  # pylint: disable=g-import-not-at-top
@@ -298,6 +298,11 @@ def moons_figure(run):
   best = run.get('best_finite_test_nll')
   before = f'; best before it {best:.3f}' if best is not None else ''
   return f'diverged (NaN) by step {run["diverged_by_step"]}{before}'
+
+
+def minimum_rounds_for_interval():
+  return next(n for n in range(1, 100)
+              if timing.median_interval(range(n), THROUGHPUT_INTERVAL_LEVEL))
 
 
 def throughput_seconds(t):
@@ -452,8 +457,9 @@ def main(argv=None):
   parser.add_argument('--eval-examples', type=int, default=0,
                       help='Fashion-MNIST test images (0: all 10,000)')
   parser.add_argument('--throughput-rounds', type=int, default=20,
-                      help='interleaved rounds of the throughput task (at least '
-                      '6 for the 95%% interval)')
+                      help='interleaved rounds of the throughput task (the '
+                      f'{THROUGHPUT_INTERVAL_LEVEL * 100:g}%% interval needs at least '
+                      f'{minimum_rounds_for_interval()})')
   parser.add_argument('--throughput-seconds', type=float, default=5.,
                       help='seconds per function and model in each round')
   parser.add_argument('--throughput-shape', default='28,28,1',
